@@ -1,6 +1,8 @@
 //! The health and reflection services every binary mounts, and the `/metrics` endpoint, probed
 //! over real sockets with standard clients.
 
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
 use std::net::SocketAddr;
 
 use futures::StreamExt;

@@ -1,5 +1,7 @@
 //! The Redis primitives against a real redis-server.
 
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
 use std::time::Duration;
 
 use pos_events::{AggregateRef, AppliedSequences};

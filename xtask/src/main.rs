@@ -10,8 +10,9 @@ mod stack;
 mod tools;
 
 use std::env;
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Command, ExitCode};
+use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use stack::{Deps, DepsOptions};
@@ -120,6 +121,7 @@ fn test(args: &[String]) -> Result<()> {
         None => args.to_vec(),
     };
     let root = workspace_root();
+    tools::ensure_build_tools()?;
     step(
         "cargo fmt --check",
         Command::new(tools::cargo())
@@ -141,9 +143,12 @@ fn test(args: &[String]) -> Result<()> {
     // Build the tests before the broker starts so that a slow build does not count against it.
     step(
         "cargo test --no-run",
-        Command::new(tools::cargo())
-            .current_dir(&root)
-            .args(["test", "--workspace", "--locked", "--no-run"]),
+        Command::new(tools::cargo()).current_dir(&root).args([
+            "test",
+            "--workspace",
+            "--locked",
+            "--no-run",
+        ]),
     )?;
 
     let opts = DepsOptions {
@@ -165,9 +170,59 @@ fn test(args: &[String]) -> Result<()> {
         .env("POS_TEST_KAFKA", &deps.endpoints.kafka)
         .env("POS_TEST_REDIS", &deps.endpoints.redis)
         .env("POS_TANSU_BIN", &deps.tansu_bin);
-    let outcome = step("cargo test", &mut cmd);
-    deps.check_alive()?;
-    outcome
+    let (outcome, summary) = run_tests(&mut cmd);
+    let alive = deps.check_alive();
+    drop(deps);
+    // Last line of the run: what ran, after the dependencies' shutdown messages.
+    println!("{summary}");
+    outcome.and(alive)
+}
+
+/// Runs `cargo test`, echoing its output; returns its outcome and one line totalling every test
+/// binary's `test result:` line.
+fn run_tests(cmd: &mut Command) -> (Result<()>, String) {
+    eprintln!("xtask: == cargo test");
+    let mut totals = (0u64, 0u64, 0u64);
+    let outcome = run_and_count(cmd, &mut totals);
+    let (passed, failed, ignored) = totals;
+    let summary = format!("tests: {passed} passed, {failed} failed, {ignored} skipped");
+    (outcome, summary)
+}
+
+fn run_and_count(cmd: &mut Command, totals: &mut (u64, u64, u64)) -> Result<()> {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run cargo test: {e}"))?;
+    let stdout = child.stdout.take().ok_or("cargo test has no stdout")?;
+    let (passed, failed, ignored) = totals;
+    for line in BufReader::new(stdout).lines() {
+        let line = line.map_err(|e| format!("reading cargo test output: {e}"))?;
+        println!("{line}");
+        if let Some(counts) = line.strip_prefix("test result: ") {
+            *passed += count_of(counts, " passed");
+            *failed += count_of(counts, " failed");
+            *ignored += count_of(counts, " ignored");
+        }
+    }
+    let status = child
+        .wait()
+        .map_err(|e| format!("waiting for cargo test: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        fail(format!("cargo test failed ({status})"))
+    }
+}
+
+/// The number before `label` in a `test result:` line (`ok. 12 passed; 0 failed; ...`).
+fn count_of(counts: &str, label: &str) -> u64 {
+    counts
+        .split(';')
+        .find_map(|part| part.trim().strip_suffix(label.trim_start()))
+        .and_then(|n| n.trim().rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
 }
 
 fn step(name: &str, cmd: &mut Command) -> Result<()> {
@@ -179,5 +234,20 @@ fn step(name: &str, cmd: &mut Command) -> Result<()> {
         Ok(())
     } else {
         fail(format!("{name} failed ({status})"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::count_of;
+
+    #[test]
+    fn counts_come_from_cargo_test_result_lines() {
+        let line =
+            "ok. 12 passed; 1 failed; 3 ignored; 0 measured; 0 filtered out; finished in 0.1s";
+        assert_eq!(count_of(line, " passed"), 12);
+        assert_eq!(count_of(line, " failed"), 1);
+        assert_eq!(count_of(line, " ignored"), 3);
+        assert_eq!(count_of("FAILED. 0 passed; 2 failed;", " failed"), 2);
     }
 }

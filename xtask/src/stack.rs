@@ -71,7 +71,14 @@ impl Deps {
         redis
             .current_dir(&opts.data_dir)
             .args(["--port", &redis_port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--protected-mode", "yes"]);
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--protected-mode",
+                "yes",
+            ]);
         deps.spawn("redis-server", &mut redis, &opts.data_dir)?;
 
         wait_for_port("tansu", kafka_port, &opts.data_dir)?;

@@ -50,7 +50,32 @@ pub fn ensure_redis() -> Result<PathBuf> {
             .env("DEBIAN_FRONTEND", "noninteractive")
             .args(["install", "-y", "-qq", "redis-server"]),
     )?;
-    which("redis-server").ok_or_else(|| "apt-get installed redis-server but it is not on PATH".into())
+    which("redis-server")
+        .ok_or_else(|| "apt-get installed redis-server but it is not on PATH".into())
+}
+
+/// Makes sure the C build tools that bundled native crates need (librdkafka builds with
+/// `make` and a C compiler) are present, installing Debian's packages when running as root.
+pub fn ensure_build_tools() -> Result<()> {
+    let missing: Vec<&str> = ["make", "cc", "g++"]
+        .into_iter()
+        .filter(|tool| which(tool).is_none())
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if !is_root() {
+        return fail(format!(
+            "missing build tools {missing:?}; install them with `sudo apt-get install -y build-essential`"
+        ));
+    }
+    eprintln!("xtask: installing build tools ({missing:?} missing)");
+    run_quiet(Command::new("apt-get").args(["update", "-qq"]))?;
+    run_quiet(
+        Command::new("apt-get")
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .args(["install", "-y", "-qq", "build-essential"]),
+    )
 }
 
 /// The cargo that runs us (so `cargo install` uses the same toolchain).

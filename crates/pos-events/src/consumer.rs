@@ -205,9 +205,8 @@ impl EventConsumer {
     }
 
     fn take_pending(&self) -> Result<Option<TopicPartitionList>> {
-        let pending = std::mem::take(
-            &mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner),
-        );
+        let pending =
+            std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner));
         if pending.is_empty() {
             return Ok(None);
         }

@@ -84,7 +84,9 @@ where
         SequenceCheck::Apply => {}
     }
     apply().await?;
-    sequences.mark_applied(&aggregate, envelope.sequence).await?;
+    sequences
+        .mark_applied(&aggregate, envelope.sequence)
+        .await?;
     Ok(check)
 }
 

@@ -90,8 +90,14 @@ impl EventPublisher {
             return Err(BusError::IncompleteEnvelope("payload is missing"));
         }
         let value = envelope.encode_to_vec();
-        self.publish_raw(topic, key, &value, &envelope.traceparent, &envelope.tracestate)
-            .await
+        self.publish_raw(
+            topic,
+            key,
+            &value,
+            &envelope.traceparent,
+            &envelope.tracestate,
+        )
+        .await
     }
 
     /// Publishes already encoded bytes (tools and tests of malformed input).
@@ -122,9 +128,11 @@ impl EventPublisher {
 
     /// Waits until every record handed to the producer is acknowledged (at shutdown).
     pub fn flush(&self, timeout: Duration) -> Result<()> {
-        self.producer.flush(timeout).map_err(|source| BusError::Publish {
-            topic: "*".to_owned(),
-            source,
-        })
+        self.producer
+            .flush(timeout)
+            .map_err(|source| BusError::Publish {
+                topic: "*".to_owned(),
+                source,
+            })
     }
 }

@@ -4,10 +4,16 @@
 //! `proto/pos/v1/*.proto`; nothing here is edited by hand.
 
 /// Messages and services of the `pos.v1` package.
-#[allow(missing_docs, clippy::all, clippy::pedantic, missing_debug_implementations)]
+#[allow(
+    missing_docs,
+    clippy::all,
+    clippy::pedantic,
+    missing_debug_implementations
+)]
 pub mod v1 {
     tonic::include_proto!("pos.v1");
 }
 
 /// Encoded `FileDescriptorSet` of every `pos.v1` file, for gRPC server reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/pos_descriptor.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/pos_descriptor.bin"));

@@ -79,7 +79,10 @@ impl Store {
         id: &str,
         amount: i64,
     ) -> Result<WindowTotals> {
-        debug_assert!(!id.is_empty() && !id.contains('|'), "window ids are non-empty, no '|'");
+        debug_assert!(
+            !id.is_empty() && !id.contains('|'),
+            "window ids are non-empty, no '|'"
+        );
         self.sliding_window(key, window, now_ms, id, amount).await
     }
 

@@ -71,8 +71,10 @@ impl Store {
     /// Every field of the hash under `key` (empty when the key does not exist).
     pub async fn hash_get_all(&self, key: &str) -> Result<Vec<(String, String)>> {
         let mut conn = self.conn.clone();
-        let mut fields: Vec<(String, String)> =
-            redis::cmd("HGETALL").arg(key).query_async(&mut conn).await?;
+        let mut fields: Vec<(String, String)> = redis::cmd("HGETALL")
+            .arg(key)
+            .query_async(&mut conn)
+            .await?;
         fields.sort();
         Ok(fields)
     }

@@ -25,7 +25,10 @@ pub fn render() -> String {
 
 async fn metrics_handler() -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, TextEncoder::new().format_type().to_owned())],
+        [(
+            header::CONTENT_TYPE,
+            TextEncoder::new().format_type().to_owned(),
+        )],
         render(),
     )
 }

@@ -82,11 +82,10 @@ impl Telemetry {
 /// Installs the process-wide subscriber, tracer provider and propagator. Call once, early in
 /// `main`, inside the tokio runtime.
 pub fn init(config: &TelemetryConfig) -> Result<Telemetry> {
-    let filter =
-        EnvFilter::try_new(&config.log_filter).map_err(|e| TelemetryError::Config {
-            name: "RUST_LOG",
-            reason: e.to_string(),
-        })?;
+    let filter = EnvFilter::try_new(&config.log_filter).map_err(|e| TelemetryError::Config {
+        name: "RUST_LOG",
+        reason: e.to_string(),
+    })?;
     let provider = tracer_provider(config)?;
     let tracer = provider.tracer(config.service_name.clone());
     let otel_layer = tracing_opentelemetry::layer().with_tracer(tracer);
