@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use pos_events::dedupe::{SequenceCheck, apply_once};
 use pos_events::{
-    AggregateRef, BusConfig, BusError, EventConsumer, EventEnvelope, EventPublisher, Payload,
-    Topic, ensure_topics, new_envelope,
+    AggregateRef, BusConfig, BusError, EventConsumer, EventEnvelope, EventPublisher, EventReader,
+    Payload, Topic, ensure_topics, new_envelope,
 };
 use pos_proto::v1::{AuthorizationApproved, Money, TransactionFacts};
 use pos_store::{SequenceLog, Store, StoreError};
@@ -296,4 +296,48 @@ async fn malformed_records_are_skipped_and_incomplete_envelopes_refused() {
     );
     assert_eq!(amount_of(&event.envelope), amount_for(1));
     assert_eq!(consumer.malformed_count(), 1);
+}
+
+#[tokio::test]
+async fn a_reader_replays_every_event_from_the_beginning_then_follows() {
+    let env = TestEnv::new();
+    let (config, publisher) = setup(&env).await;
+    publish_series(&publisher, "T0000101", 1..=5).await;
+    publish_series(&publisher, "T0000102", 1..=5).await;
+    let history: i64 = 2 * (1..=5).map(amount_for).sum::<i64>();
+
+    let reader = EventReader::from_beginning(&config, &[Topic::Transactions])
+        .await
+        .unwrap();
+    let (handled, total) = replay_total(&reader).await;
+    assert_eq!((handled, total), (10, history));
+
+    publish_series(&publisher, "T0000103", 1..=1).await;
+    let next = timeout(WAIT, reader.recv())
+        .await
+        .expect("new event")
+        .unwrap();
+    assert_eq!(next.envelope.aggregate_id, "T0000103");
+
+    // A restarted projection reads the whole history again, the new event included.
+    let restarted = EventReader::from_beginning(&config, &[Topic::Transactions])
+        .await
+        .unwrap();
+    let (handled, total) = replay_total(&restarted).await;
+    assert_eq!((handled, total), (11, history + amount_for(1)));
+}
+
+async fn replay_total(reader: &EventReader) -> (u64, i64) {
+    let mut total = 0;
+    let handled = timeout(
+        WAIT,
+        reader.catch_up(async |event| {
+            total += amount_of(&event.envelope);
+            Ok(())
+        }),
+    )
+    .await
+    .expect("caught up in time")
+    .unwrap();
+    (handled, total)
 }

@@ -220,7 +220,7 @@ impl EventConsumer {
     }
 }
 
-fn decode(message: &BorrowedMessage<'_>) -> std::result::Result<ReceivedEvent, String> {
+pub(crate) fn decode(message: &BorrowedMessage<'_>) -> std::result::Result<ReceivedEvent, String> {
     let payload = message.payload().ok_or("record has no value")?;
     let envelope = EventEnvelope::decode(payload).map_err(|e| e.to_string())?;
     if envelope.aggregate_id.is_empty() || envelope.sequence == 0 || envelope.payload.is_none() {

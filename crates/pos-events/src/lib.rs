@@ -7,6 +7,8 @@
 //!   like many production clusters, does not create topics on first use).
 //! - [`EventConsumer`] delivers at least once: offsets are committed only for events the handler
 //!   finished, so a crash means redelivery, never loss.
+//! - [`EventReader`] reads topics from their first record without a consumer group, for
+//!   projections that keep their positions with their data and rebuild from scratch.
 //! - [`dedupe`] turns redelivery into exactly-once *application*: projections remember the last
 //!   applied sequence per aggregate and skip what they have seen.
 //! - [`trace`] carries W3C trace context in record headers so one purchase is one trace.
@@ -20,6 +22,7 @@ pub mod dedupe;
 mod envelope;
 mod error;
 mod producer;
+mod reader;
 mod topics;
 pub mod trace;
 
@@ -31,4 +34,5 @@ pub use error::{BusError, Result};
 pub use pos_proto::v1::EventEnvelope;
 pub use pos_proto::v1::event_envelope::Payload;
 pub use producer::{Delivery, EventPublisher};
+pub use reader::EventReader;
 pub use topics::{Topic, ensure_topics};
