@@ -81,6 +81,18 @@ impl SequenceLog {
 }
 
 impl Store {
+    /// Moves the counter under `key` forward to `value`; `false` (and no change) when it is
+    /// already at `value` or beyond. Used for positions and message sequence numbers.
+    pub async fn advance(&self, key: &str, value: u64) -> Result<bool> {
+        let mut conn = self.conn.clone();
+        let moved: u8 = MARK_APPLIED
+            .key(key)
+            .arg(value)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(moved == 1)
+    }
+
     /// See [`SequenceLog::hash_set_if_newer`]; `position_key` is the sequence's key.
     pub async fn hash_set_if_newer(
         &self,
@@ -118,11 +130,8 @@ impl AppliedSequences for SequenceLog {
     }
 
     async fn mark_applied(&self, aggregate: &AggregateRef, sequence: u64) -> Result<()> {
-        let mut conn = self.store.connection();
-        let _: u8 = MARK_APPLIED
-            .key(self.position_key(aggregate))
-            .arg(sequence)
-            .invoke_async(&mut conn)
+        self.store
+            .advance(&self.position_key(aggregate), sequence)
             .await?;
         Ok(())
     }
