@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use pos_events::{AggregateRef, AppliedSequences};
-use pos_store::{SequenceLog, Store, WindowTotals};
+use pos_store::{Appended, SequenceLog, Store, WindowTotals};
 use pos_testkit::TestEnv;
 
 async fn store() -> Store {
@@ -243,5 +243,36 @@ async fn prefixes_keep_deployments_apart() {
         b.hash_get_all(&key_b).await.unwrap(),
         vec![("batch".to_owned(), "000007".to_owned())],
         "flushing one prefix leaves the other alone"
+    );
+}
+
+#[tokio::test]
+async fn event_lists_take_only_the_next_event() {
+    let store = store().await;
+    let key = store.key(&["agg", "terminal", "T0000001", "events"]);
+    assert_eq!(
+        store.append_next(&key, 1, b"registered").await.unwrap(),
+        Appended::Appended
+    );
+    assert_eq!(
+        store.append_next(&key, 2, b"activated").await.unwrap(),
+        Appended::Appended
+    );
+    assert_eq!(
+        store
+            .append_next(&key, 2, b"activated again")
+            .await
+            .unwrap(),
+        Appended::AlreadyThere,
+        "a redelivered event is not appended twice"
+    );
+    assert_eq!(
+        store.append_next(&key, 4, b"signed in").await.unwrap(),
+        Appended::Gap { len: 2 },
+        "a missing event is noticed"
+    );
+    assert_eq!(
+        store.event_list(&key).await.unwrap(),
+        vec![b"registered".to_vec(), b"activated".to_vec()]
     );
 }

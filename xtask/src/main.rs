@@ -140,7 +140,17 @@ fn test(args: &[String]) -> Result<()> {
             "warnings",
         ]),
     )?;
-    // Build the tests before the broker starts so that a slow build does not count against it.
+    // Build the binaries (tests run them as users do) and the tests before the broker starts,
+    // so that a slow build does not count against it.
+    step(
+        "cargo build --bins",
+        Command::new(tools::cargo()).current_dir(&root).args([
+            "build",
+            "--workspace",
+            "--bins",
+            "--locked",
+        ]),
+    )?;
     step(
         "cargo test --no-run",
         Command::new(tools::cargo()).current_dir(&root).args([

@@ -9,6 +9,7 @@
 //! - projection hashes: [`Store::hash_set`], [`Store::hash_get_all`], and
 //!   [`Store::hash_set_if_newer`] which applies a projection update and its sequence atomically;
 //! - applied sequences per aggregate: [`SequenceLog`] (implements `pos_events::AppliedSequences`);
+//! - per-aggregate event lists whose length is the version: [`Store::append_next`];
 //! - short locks serializing commands on one aggregate: [`Store::try_lock`].
 
 mod counters;
@@ -16,6 +17,7 @@ mod error;
 mod locks;
 mod records;
 mod sequences;
+mod streams;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use std::time::Duration;
@@ -24,6 +26,7 @@ pub use counters::WindowTotals;
 pub use error::{Result, StoreError};
 pub use locks::Lock;
 pub use sequences::SequenceLog;
+pub use streams::Appended;
 
 /// How to reach Redis and which part of its keyspace is ours.
 #[derive(Debug, Clone)]

@@ -3,10 +3,14 @@
 //! and `POS_TEST_REDIS`; [`TestEnv`] reads them and hands every test its own topic namespace
 //! and Redis key prefix, so tests run in parallel without seeing each other's data.
 
+mod process;
+
 use std::path::PathBuf;
 
 use pos_events::BusConfig;
 use pos_store::StoreConfig;
+
+pub use process::{ServiceProcess, bin_path, free_port, run_cli};
 
 /// The broker and Redis a test talks to, with names unique to that test.
 #[derive(Debug, Clone)]

@@ -48,6 +48,17 @@ impl TokenKey {
         key
     }
 
+    /// Keyed hash of other personal or secret data (identity and account numbers, activation
+    /// codes): hex of HMAC-SHA-256(key, purpose || 0x1F || data). The purpose keeps hashes of
+    /// different kinds of data from matching each other or a card token.
+    pub fn keyed_hash(&self, purpose: &str, data: &[u8]) -> String {
+        let mut mac = self.mac.clone();
+        mac.update(purpose.as_bytes());
+        mac.update(&[0x1F]);
+        mac.update(data);
+        hex::encode(mac.finalize().into_bytes())
+    }
+
     /// The token of `data` under this key.
     pub(super) fn token_of(&self, data: &[u8]) -> CardToken {
         let mut mac = self.mac.clone();
@@ -110,6 +121,23 @@ impl TryFrom<String> for CardToken {
 impl From<CardToken> for String {
     fn from(value: CardToken) -> Self {
         value.0
+    }
+}
+
+#[cfg(test)]
+mod keyed_hash_tests {
+    use super::*;
+
+    #[test]
+    fn keyed_hashes_depend_on_purpose_and_key() {
+        let key = TokenKey::from_bytes(&[7u8; 32]).unwrap();
+        let other = TokenKey::from_bytes(&[8u8; 32]).unwrap();
+        let id = key.keyed_hash("resident-id", b"11010519491231002X");
+        assert_eq!(id.len(), 64);
+        assert_eq!(id, key.keyed_hash("resident-id", b"11010519491231002X"));
+        assert_ne!(id, key.keyed_hash("account", b"11010519491231002X"));
+        assert_ne!(id, other.keyed_hash("resident-id", b"11010519491231002X"));
+        assert!(!id.contains("11010519491231002"));
     }
 }
 

@@ -1,0 +1,55 @@
+//! `posctl`: the operator's command line for the acquiring platform (DESIGN.md §9). Every call
+//! authenticates with the operator's token and is recorded by the platform as an audit event.
+
+mod client;
+mod merchant;
+mod print;
+mod terminal;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use client::Connection;
+
+#[derive(Debug, Parser)]
+#[command(name = "posctl", version, about = "Operate the POS acquiring platform")]
+struct Cli {
+    #[command(flatten)]
+    connection: Connection,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Onboard, approve, activate, suspend and show merchants.
+    #[command(subcommand)]
+    Merchant(merchant::MerchantCommand),
+    /// Register terminals, issue activation codes, show terminals and their fleet state.
+    #[command(subcommand)]
+    Terminal(terminal::TerminalCommand),
+    /// Terminal operators (cashiers): list and unlock.
+    #[command(subcommand)]
+    Operator(terminal::OperatorCommand),
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Merchant(cmd) => merchant::run(&cli.connection, cmd).await,
+        Command::Terminal(cmd) => terminal::run(&cli.connection, cmd).await,
+        Command::Operator(cmd) => terminal::run_operator(&cli.connection, cmd).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            match error.downcast_ref::<tonic::Status>() {
+                Some(status) => eprintln!("error: {} ({:?})", status.message(), status.code()),
+                None => eprintln!("error: {error:#}"),
+            }
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,204 @@
+//! Hot state of terminal sessions in Redis (DESIGN.md §3): the working keys of the current
+//! sign-in (wrapped under the HSM's master key, never in clear), the highest message sequence
+//! accepted under them, sign-in nonces already seen, and the fleet view (connected, last seen,
+//! software version, batch). None of it is rebuilt from events: after a Redis flush terminals
+//! simply sign in again, as they do every day.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use pos_crypto::KeyUnderLmk;
+use pos_proto::v1::TerminalFleetStatus;
+use pos_store::Store;
+
+use crate::error::{GatewayError, Result};
+
+/// The working keys of a terminal's current sign-in.
+#[derive(Debug, Clone)]
+pub struct SessionKeys {
+    /// Incremented at every sign-in.
+    pub key_version: u32,
+    /// PIN key under the LMK.
+    pub pin: KeyUnderLmk,
+    /// MAC key under the LMK.
+    pub mac: KeyUnderLmk,
+    /// The sign-in's session id.
+    pub session_id: String,
+}
+
+/// Session and fleet state.
+#[derive(Debug, Clone)]
+pub struct Hot {
+    store: Store,
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl Hot {
+    /// Hot state in `store`.
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+
+    /// Keeps the keys of a new sign-in (replacing the previous ones).
+    pub async fn save_keys(&self, terminal_id: &str, keys: &SessionKeys) -> Result<()> {
+        let key = self.store.key(&["session", terminal_id]);
+        self.store
+            .hash_set(
+                &key,
+                &[
+                    ("key_version", &keys.key_version.to_string()),
+                    ("pin", &keys.pin.to_hex()),
+                    ("mac", &keys.mac.to_hex()),
+                    ("session_id", &keys.session_id),
+                ],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// The keys of the terminal's current sign-in, if it has one.
+    pub async fn keys(&self, terminal_id: &str) -> Result<Option<SessionKeys>> {
+        let key = self.store.key(&["session", terminal_id]);
+        let fields = self.store.hash_get_all(&key).await?;
+        let get = |name: &str| {
+            fields
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        };
+        let (Some(version), Some(pin), Some(mac), Some(session_id)) = (
+            get("key_version"),
+            get("pin"),
+            get("mac"),
+            get("session_id"),
+        ) else {
+            return Ok(None);
+        };
+        let corrupt = |what: &str| GatewayError::Internal(format!("session {key}: bad {what}"));
+        Ok(Some(SessionKeys {
+            key_version: version.parse().map_err(|_| corrupt("key version"))?,
+            pin: KeyUnderLmk::from_hex(pin).map_err(|_| corrupt("pin key"))?,
+            mac: KeyUnderLmk::from_hex(mac).map_err(|_| corrupt("mac key"))?,
+            session_id: session_id.to_owned(),
+        }))
+    }
+
+    /// Accepts message `seq` under key version `key_version` only if it is above every one
+    /// accepted before: a recorded message cannot be replayed, not even on a new connection.
+    pub async fn accept_seq(&self, terminal_id: &str, key_version: u32, seq: u64) -> Result<bool> {
+        let key = self
+            .store
+            .key(&["msgseq", terminal_id, &key_version.to_string()]);
+        Ok(self.store.advance(&key, seq).await?)
+    }
+
+    /// `true` the first time a sign-in nonce is seen for this terminal within `window`.
+    pub async fn fresh_nonce(
+        &self,
+        terminal_id: &str,
+        nonce: &[u8],
+        window: Duration,
+    ) -> Result<bool> {
+        let key = self
+            .store
+            .key(&["signin-nonce", terminal_id, &hex::encode(nonce)]);
+        Ok(self
+            .store
+            .set_if_absent(&key, b"1", window)
+            .await?
+            .is_none())
+    }
+
+    /// Records a successful sign-in in the fleet view.
+    pub async fn fleet_signed_in(
+        &self,
+        terminal_id: &str,
+        merchant_id: &str,
+        software_version: &str,
+        batch_no: u32,
+        session_id: &str,
+    ) -> Result<()> {
+        let now = now_secs().to_string();
+        self.store
+            .hash_set(
+                &self.store.key(&["fleet", terminal_id]),
+                &[
+                    ("merchant_id", merchant_id),
+                    ("software_version", software_version),
+                    ("batch_no", &batch_no.to_string()),
+                    ("session_id", session_id),
+                    ("signed_in_at", &now),
+                    ("last_seen", &now),
+                ],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Marks the terminal connected (or not) and seen now.
+    pub async fn fleet_seen(&self, terminal_id: &str, connected: bool) -> Result<()> {
+        let connections = self.store.key(&["fleet-connections", terminal_id]);
+        let mut conn = self.store.connection();
+        let delta: i64 = if connected { 1 } else { -1 };
+        let open: i64 = redis_incr(&mut conn, &connections, delta).await?;
+        self.store
+            .hash_set(
+                &self.store.key(&["fleet", terminal_id]),
+                &[
+                    ("connected", if open > 0 { "1" } else { "0" }),
+                    ("last_seen", &now_secs().to_string()),
+                ],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// The fleet view of one terminal.
+    pub async fn fleet(&self, terminal_id: &str) -> Result<TerminalFleetStatus> {
+        let fields = self
+            .store
+            .hash_get_all(&self.store.key(&["fleet", terminal_id]))
+            .await?;
+        let get = |name: &str| {
+            fields
+                .iter()
+                .find(|(k, _)| k == name)
+                .map_or("", |(_, v)| v.as_str())
+        };
+        let time = |name: &str| {
+            get(name)
+                .parse::<i64>()
+                .ok()
+                .map(|seconds| prost_types::Timestamp { seconds, nanos: 0 })
+        };
+        Ok(TerminalFleetStatus {
+            terminal_id: terminal_id.to_owned(),
+            merchant_id: get("merchant_id").to_owned(),
+            connected: get("connected") == "1",
+            last_seen: time("last_seen"),
+            software_version: get("software_version").to_owned(),
+            batch_no: get("batch_no").parse().unwrap_or(0),
+            session_id: get("session_id").to_owned(),
+            signed_in_at: time("signed_in_at"),
+            ..TerminalFleetStatus::default()
+        })
+    }
+}
+
+async fn redis_incr(
+    conn: &mut redis::aio::ConnectionManager,
+    key: &str,
+    delta: i64,
+) -> Result<i64> {
+    let value: i64 = redis::cmd("INCRBY")
+        .arg(key)
+        .arg(delta)
+        .query_async(conn)
+        .await
+        .map_err(pos_store::StoreError::from)?;
+    Ok(value)
+}

@@ -1,0 +1,250 @@
+//! A platform for one test: the real binaries against the broker and Redis that
+//! `cargo xtask test` started, with this test's own topics, keys and files.
+
+#![allow(dead_code, clippy::unwrap_used)] // each test file uses part of it
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use pos_testkit::{ServiceProcess, TestEnv, free_port, run_cli};
+
+/// The admin token written into the gateway's operators file.
+pub const ADMIN_TOKEN: &str = "test-admin-token-5b1f0c";
+/// A token with the onboarding role only.
+pub const ONBOARDING_TOKEN: &str = "test-onboarding-token-77aa";
+
+/// The gateway and the files of one test.
+pub struct Platform {
+    pub env: TestEnv,
+    pub dir: PathBuf,
+    pub port: u16,
+    pub gateway: ServiceProcess,
+}
+
+fn sha256_hex(text: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(text.as_bytes()))
+}
+
+impl Platform {
+    /// Starts a gateway with fresh secrets, an admin and an onboarding operator.
+    pub fn start() -> Self {
+        let env = TestEnv::new();
+        let dir = std::env::temp_dir().join("pos-tests").join(&env.namespace);
+        std::fs::create_dir_all(&dir).unwrap();
+        let operators = format!(
+            "admin admin {}\nonboarder onboarding {}\n",
+            sha256_hex(ADMIN_TOKEN),
+            sha256_hex(ONBOARDING_TOKEN)
+        );
+        std::fs::write(dir.join("operators"), operators).unwrap();
+        let port = free_port();
+        let gateway = Self::spawn_gateway(&env, &dir, port);
+        Self {
+            env,
+            dir,
+            port,
+            gateway,
+        }
+    }
+
+    fn spawn_gateway(env: &TestEnv, dir: &Path, port: u16) -> ServiceProcess {
+        let envs = [
+            ("POS_GATEWAY_LISTEN", format!("127.0.0.1:{port}")),
+            ("POS_GATEWAY_METRICS", format!("127.0.0.1:{}", free_port())),
+            ("POS_KAFKA", env.kafka.clone()),
+            ("POS_TOPIC_NAMESPACE", env.namespace.clone()),
+            ("POS_REDIS", env.redis.clone()),
+            ("POS_REDIS_PREFIX", env.namespace.clone()),
+            (
+                "POS_HSM_LMK_FILE",
+                dir.join("lmk.hex").display().to_string(),
+            ),
+            (
+                "POS_TOKEN_KEY_FILE",
+                dir.join("token-key.hex").display().to_string(),
+            ),
+            (
+                "POS_OPERATORS_FILE",
+                dir.join("operators").display().to_string(),
+            ),
+            ("RUST_LOG", "info".to_owned()),
+        ];
+        let mut process = ServiceProcess::start("terminal-gateway", &envs, dir);
+        process.wait_for_port(port);
+        process
+    }
+
+    /// Stops the gateway and starts a new one on the same port and files.
+    pub fn restart_gateway(&mut self) {
+        self.gateway.stop();
+        self.gateway = Self::spawn_gateway(&self.env, &self.dir, self.port);
+    }
+
+    /// The gateway's address for clients.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Runs `posctl` as the admin.
+    pub fn posctl(&self, args: &[&str]) -> Output {
+        self.posctl_as(ADMIN_TOKEN, args)
+    }
+
+    /// Runs `posctl` with `token`.
+    pub fn posctl_as(&self, token: &str, args: &[&str]) -> Output {
+        run_cli(
+            "posctl",
+            args,
+            &[
+                ("POSCTL_GATEWAY", self.url()),
+                ("POSCTL_TOKEN", token.to_owned()),
+            ],
+            &self.dir,
+        )
+    }
+
+    /// Runs `pos-agent` with the data directory `device`.
+    pub fn agent(&self, device: &str, args: &[&str]) -> Output {
+        run_cli(
+            "pos-agent",
+            args,
+            &[
+                (
+                    "POS_AGENT_DIR",
+                    self.device_dir(device).display().to_string(),
+                ),
+                ("POS_AGENT_GATEWAY", self.url()),
+            ],
+            &self.dir,
+        )
+    }
+
+    /// The data directory of agent `device`.
+    pub fn device_dir(&self, device: &str) -> PathBuf {
+        self.dir.join("devices").join(device)
+    }
+
+    /// Onboards, approves and activates a micro merchant; returns its id.
+    pub fn active_merchant(&self) -> String {
+        let merchant = ok(self.posctl(&onboard_args(&valid_id_number(), &valid_card_account())));
+        let id = field(&merchant, "merchant_id");
+        ok(self.posctl(&["merchant", "approve", &id]));
+        ok(self.posctl(&["merchant", "activate", &id]));
+        id
+    }
+
+    /// Registers a terminal for `merchant`; returns its id.
+    pub fn terminal(&self, merchant: &str, serial: &str) -> String {
+        let out = ok(self.posctl(&[
+            "terminal",
+            "register",
+            "--merchant",
+            merchant,
+            "--serial",
+            serial,
+        ]));
+        field(&out, "terminal_id")
+    }
+
+    /// Issues an activation code for `terminal`.
+    pub fn activation_code(&self, terminal: &str) -> String {
+        let out = ok(self.posctl(&["terminal", "activation-code", terminal]));
+        field(&out, "activation_code")
+    }
+
+    /// A terminal that is activated on agent `device` and signed in; returns its id.
+    pub fn signed_in_terminal(&self, merchant: &str, device: &str) -> String {
+        let serial = format!("SN-{device}");
+        let terminal = self.terminal(merchant, &serial);
+        let code = self.activation_code(&terminal);
+        ok(self.agent(device, &["activate", "--code", &code, "--serial", &serial]));
+        ok(self.agent(device, &["sign-in"]));
+        terminal
+    }
+}
+
+/// The stdout of a successful command (panics with its output otherwise).
+pub fn ok(output: Output) -> String {
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "command failed\nstdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+/// The stderr of a failed command (panics if it succeeded).
+pub fn refused(output: Output) -> String {
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(
+        !output.status.success(),
+        "command should have failed\nstdout:\n{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    stderr
+}
+
+/// The value of a `key: value` line.
+pub fn field(text: &str, key: &str) -> String {
+    let prefix = format!("{key}: ");
+    text.lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no `{key}` in:\n{text}"))
+        .trim()
+        .to_owned()
+}
+
+/// A resident ID number with a correct check character.
+pub fn valid_id_number() -> String {
+    let first17 = "31010419850612003";
+    let check = pos_registry::resident_id_check_char(first17).unwrap();
+    format!("{first17}{check}")
+}
+
+/// A personal debit card number (Luhn-valid) as a micro merchant's settlement account.
+pub fn valid_card_account() -> String {
+    let payload = "622202100112345678";
+    let check = pos_domain::pan::luhn::check_digit(payload).unwrap();
+    format!("{payload}{check}")
+}
+
+/// posctl arguments onboarding a micro merchant in Shanghai.
+pub fn onboard_args<'a>(id_number: &'a str, account: &'a str) -> Vec<&'a str> {
+    vec![
+        "merchant",
+        "onboard",
+        "--type",
+        "micro",
+        "--name",
+        "上海市徐汇区张三便利店",
+        "--city",
+        "上海",
+        "--address",
+        "上海市徐汇区漕溪北路88号",
+        "--legal-person",
+        "张三",
+        "--id-number",
+        id_number,
+        "--phone",
+        "13800138000",
+        "--account-name",
+        "张三",
+        "--account-number",
+        account,
+        "--bank",
+        "中国工商银行上海徐汇支行",
+        "--mcc",
+        "5411",
+        "--debit-rate",
+        "0.0050",
+        "--debit-cap",
+        "20.00",
+        "--credit-rate",
+        "0.0060",
+        "--hours",
+        "07:00-22:00",
+        "--accept-agreement",
+    ]
+}
