@@ -341,3 +341,213 @@ async fn bad_macs_unknown_terminals_and_replayed_sign_ins_are_refused() {
     assert_eq!(field(&after, "state"), field(&before, "state"));
     assert_eq!(field(&after, "batch_no"), field(&before, "batch_no"));
 }
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// The registry part of `posctl terminal show` (the fleet part is hot state).
+fn registry_lines(show: &str) -> Vec<String> {
+    show.lines()
+        .filter(|l| {
+            [
+                "terminal_id",
+                "merchant_id",
+                "state",
+                "serial_number",
+                "tmk_check_value",
+            ]
+            .iter()
+            .any(|k| l.starts_with(&format!("{k}: ")))
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn the_registry_rebuilds_from_the_topics_after_redis_is_flushed() {
+    let mut platform = Platform::start();
+    let merchant = platform.active_merchant();
+    let terminal = platform.signed_in_terminal(&merchant, "f");
+    refused(platform.agent("f", &["login", "--operator", "01", "--password", "9999"]));
+    let snapshot = |p: &Platform| {
+        (
+            ok(p.posctl(&["merchant", "show", &merchant])),
+            registry_lines(&ok(p.posctl(&["terminal", "show", &terminal]))),
+            ok(p.posctl(&["operator", "list", &terminal])),
+        )
+    };
+    let before = snapshot(&platform);
+    assert!(
+        before
+            .2
+            .contains("operator 01: unlocked, must change password, failed attempts 1"),
+        "{}",
+        before.2
+    );
+
+    let store_config = platform.env.store();
+    let flushed = runtime().block_on(async {
+        let store = pos_store::Store::connect(&store_config).await.unwrap();
+        store.flush_prefix().await.unwrap()
+    });
+    assert!(flushed > 0, "the test must really empty Redis");
+    platform.restart_gateway();
+
+    assert_eq!(
+        snapshot(&platform),
+        before,
+        "merchants, terminals and operators come back from the topics"
+    );
+    // Working keys are hot state: the terminal signs in again, then carries on.
+    let stale = refused(platform.agent("f", &["login", "--operator", "01", "--password", "0000"]));
+    assert!(stale.contains("(12)"), "{stale}");
+    ok(platform.agent("f", &["sign-in"]));
+    ok(platform.agent("f", &["login", "--operator", "01", "--password", "0000"]));
+}
+
+/// Every value under the test's Redis prefix, and every record of its registry topics.
+fn stored_bytes(platform: &Platform) -> Vec<u8> {
+    let env = platform.env.clone();
+    runtime().block_on(async move {
+        let mut all = Vec::new();
+        let store = pos_store::Store::connect(&env.store()).await.unwrap();
+        let mut conn = store.connection();
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}:*", env.namespace))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        for key in keys {
+            all.extend_from_slice(key.as_bytes());
+            let kind: String = redis::cmd("TYPE")
+                .arg(&key)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            let values: Vec<Vec<u8>> = match kind.as_str() {
+                "string" => vec![
+                    redis::cmd("GET")
+                        .arg(&key)
+                        .query_async(&mut conn)
+                        .await
+                        .unwrap(),
+                ],
+                "list" => redis::cmd("LRANGE")
+                    .arg(&key)
+                    .arg(0)
+                    .arg(-1)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap(),
+                "hash" => redis::cmd("HGETALL")
+                    .arg(&key)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap(),
+                "zset" => redis::cmd("ZRANGE")
+                    .arg(&key)
+                    .arg(0)
+                    .arg(-1)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap(),
+                other => panic!("unexpected redis type {other} under {key}"),
+            };
+            for value in values {
+                all.extend_from_slice(&value);
+            }
+        }
+        let reader = pos_events::EventReader::from_beginning(
+            &env.bus("scan"),
+            &[pos_events::Topic::Merchants, pos_events::Topic::Terminals],
+        )
+        .await
+        .unwrap();
+        reader
+            .catch_up(async |event| {
+                all.extend_from_slice(&event.envelope.encode_to_vec());
+                Ok(())
+            })
+            .await
+            .unwrap();
+        all
+    })
+}
+
+#[test]
+fn no_key_password_or_personal_number_reaches_logs_events_or_redis() {
+    let platform = Platform::start();
+    let merchant = platform.active_merchant();
+    let terminal = platform.terminal(&merchant, "SN-SCAN");
+    let code = platform.activation_code(&terminal);
+    ok(platform.agent("k", &["activate", "--code", &code, "--serial", "SN-SCAN"]));
+    ok(platform.agent("k", &["sign-in"]));
+    ok(platform.agent("k", &["login", "--operator", "01", "--password", "0000"]));
+    ok(platform.agent(
+        "k",
+        &[
+            "password",
+            "--operator",
+            "01",
+            "--old",
+            "0000",
+            "--new",
+            "73915284",
+        ],
+    ));
+    ok(platform.agent(
+        "k",
+        &["login", "--operator", "01", "--password", "73915284"],
+    ));
+
+    let device = platform.device_dir("k");
+    let read = |file: &str, key: &str| {
+        let text = std::fs::read_to_string(device.join(file)).unwrap();
+        text.split(&format!("\"{key}\": \""))
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    let secrets = [
+        ("terminal master key", read("terminal.json", "tmk")),
+        ("PIN key", read("session.json", "pin_key")),
+        ("MAC key", read("session.json", "mac_key")),
+        ("activation code", code),
+        ("operator password", "73915284".to_owned()),
+        ("resident ID number", support::valid_id_number()),
+        ("settlement account", support::valid_card_account()),
+        ("phone number", "13800138000".to_owned()),
+        ("admin token", support::ADMIN_TOKEN.to_owned()),
+    ];
+    let log = platform.gateway.log_text();
+    let stored = stored_bytes(&platform);
+    assert!(
+        stored.len() > 1_000,
+        "the scan must see the events and Redis"
+    );
+    for (what, secret) in &secrets {
+        for form in [secret.to_lowercase(), secret.to_uppercase()] {
+            assert!(!log.contains(&form), "{what} appears in the gateway log");
+            assert!(
+                !stored.windows(form.len()).any(|w| w == form.as_bytes()),
+                "{what} appears in an event or in Redis"
+            );
+        }
+        if let Ok(raw) = hex::decode(secret)
+            && raw.len() == 16
+        {
+            assert!(
+                !stored.windows(16).any(|w| w == raw.as_slice()),
+                "{what} appears as raw bytes in an event or in Redis"
+            );
+        }
+    }
+}
