@@ -89,7 +89,18 @@ fn onboarding_to_operator_login_through_the_binaries() {
     assert!(!relogin.contains("must be changed"), "{relogin}");
 
     // Signing in again rotates the working keys.
-    ok(platform.agent("a", &["sign-in"]));
+    let session = || std::fs::read_to_string(dir.join("session.json")).unwrap();
+    let first_keys = session();
+    let again = ok(platform.agent("a", &["sign-in"]));
+    assert!(again.contains("key version 2"), "{again}");
+    let mac_key = |text: &str| text.split("\"mac_key\": \"").nth(1).unwrap()[..32].to_owned();
+    assert_ne!(
+        mac_key(&session()),
+        mac_key(&first_keys),
+        "a new sign-in brings new keys"
+    );
+    let stale = refused(platform.agent("b", &["sign-in"]));
+    assert!(stale.contains("not activated"), "{stale}");
     let fleet = ok(platform.posctl(&["terminal", "show", &terminal]));
     assert_eq!(field(&fleet, "connected"), "false");
 }
@@ -456,6 +467,12 @@ fn stored_bytes(platform: &Platform) -> Vec<u8> {
                     .query_async(&mut conn)
                     .await
                     .unwrap(),
+                "set" => redis::cmd("SMEMBERS")
+                    .arg(&key)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap(),
+                "none" => Vec::new(), // expired since KEYS
                 other => panic!("unexpected redis type {other} under {key}"),
             };
             for value in values {

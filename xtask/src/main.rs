@@ -3,11 +3,12 @@
 //! - `deps`  installs when missing and runs Tansu and redis-server on loopback until Ctrl-C;
 //! - `test`  starts them on free ports, runs fmt, clippy and every test, stops them, and exits
 //!   non-zero on any failure (this is what `.ci/run` calls);
-//! - `up`    the whole platform on one machine (today: its dependencies; the services join as
-//!   their issues land).
+//! - `up`    the whole platform on one machine: dependencies, services, a demo merchant with
+//!   signed-in terminals and the issuer's test cards (see `up.rs`).
 
 mod stack;
 mod tools;
+mod up;
 
 use std::env;
 use std::io::{BufRead, BufReader};
@@ -30,14 +31,15 @@ const USAGE: &str = "usage: cargo xtask <command>
 commands:
   deps [--kafka-port P] [--redis-port P]   run Tansu and redis-server on loopback until Ctrl-C
   test [-- <cargo test args>]              fmt, clippy and the whole test suite against them
-  up                                       the platform on one machine (see README.md)";
+  up [--terminals N] [--kafka HOST:PORT --redis URL]
+                                           the platform on one machine with a demo merchant";
 
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("deps") => deps(&args[1..]),
         Some("test") => test(&args[1..]),
-        Some("up") => up(&args[1..]),
+        Some("up") => up::up(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())
@@ -53,7 +55,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn workspace_root() -> PathBuf {
+pub fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .map_or_else(|| PathBuf::from("."), PathBuf::from)
@@ -98,14 +100,6 @@ fn deps(args: &[String]) -> Result<()> {
     println!("data:  {}", opts.data_dir.display());
     println!("running; press Ctrl-C to stop");
     wait_until_dead(&mut deps)
-}
-
-fn up(args: &[String]) -> Result<()> {
-    eprintln!(
-        "xtask: the services join `cargo xtask up` as their issues land; \
-         for now it runs the broker and Redis they will use"
-    );
-    deps(args)
 }
 
 fn wait_until_dead(deps: &mut Deps) -> Result<()> {

@@ -11,8 +11,10 @@ use pos_proto::v1::terminal_message::Body;
 use rand::RngCore;
 use tonic::transport::Channel;
 
+use crate::card::Card;
 use crate::device::{DataDir, Identity, Session};
 use crate::link::Link;
+use crate::sale::{self, Clock};
 
 /// The software version reported at sign-in.
 const SOFTWARE_VERSION: &str = concat!("pos-agent ", env!("CARGO_PKG_VERSION"));
@@ -121,6 +123,7 @@ impl Terminal {
             batch_no: response.batch_no,
             next_message_seq: 1,
             operator_no: String::new(),
+            next_stan: previous.as_ref().map_or(1, |s| s.next_stan),
         })?;
         println!(
             "signed in: terminal {} batch {:06} key version {}",
@@ -201,6 +204,54 @@ impl Terminal {
         Ok(())
     }
 
+    /// A financial transaction (purchase, balance inquiry, pre-auth, completion, pre-auth void).
+    pub async fn transact(&self, request: Transaction<'_>) -> anyhow::Result<()> {
+        let (identity, mut session) = self.signed_in()?;
+        if session.operator_no.is_empty() {
+            bail!("no operator is logged in: pos-agent login --operator 01 --password ...");
+        }
+        let card = Card::read(request.card)?;
+        let mode = crate::card::entry_mode(request.entry)?;
+        if mode == pos_domain::EntryMode::Swipe && card.has_chip() {
+            bail!("this is a chip card: insert it (请插卡); swipe it only with --entry fallback after a failed chip read");
+        }
+        println!(
+            "card: {} (shown to the cashier to confirm)",
+            card.pan.masked()
+        );
+        let amount = request.amount.map(sale::keyed_amount).transpose()?;
+        let minor = amount
+            .as_ref()
+            .map_or(0, |m| u64::try_from(m.minor_units).unwrap_or(0));
+        let clock = Clock::now();
+        let stan = session.take_stan();
+        self.dir.save_session(&session)?;
+        let card_data = sale::card_data(&card, mode, minor, request.kind.emv_type(), &clock);
+        let pin_block = sale::pin_block(request.pin, &card, &session.pin_key()?)?;
+        let (original_approval_code, original_date) = request
+            .original
+            .map(|(code, date)| {
+                (
+                    code.to_owned(),
+                    date.map_or_else(|| clock.date(), str::to_owned),
+                )
+            })
+            .unwrap_or_default();
+        let common = (session.batch_no, stan, session.operator_no.clone());
+        let body = request.kind.body(
+            common,
+            amount,
+            card_data,
+            pin_block,
+            clock.iso(),
+            original_approval_code,
+            original_date,
+        );
+        let answer = self.exchange(&identity, &mut session, body).await?;
+        sale::conclude(answer, &self.dir.receipts(), &clock)?;
+        Ok(())
+    }
+
     fn signed_in(&self) -> anyhow::Result<(Identity, Session)> {
         Ok((self.dir.identity()?, self.dir.session()?))
     }
@@ -268,5 +319,114 @@ fn refusal(answer: HostBody) -> anyhow::Error {
             error.response_message
         ),
         other => anyhow::anyhow!("unexpected answer from the host: {other:?}"),
+    }
+}
+
+/// The kinds of financial transaction the terminal offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// 消费.
+    Purchase,
+    /// 余额查询.
+    Balance,
+    /// 预授权.
+    PreAuth,
+    /// 预授权完成.
+    Completion,
+    /// 预授权撤销.
+    PreAuthVoid,
+}
+
+/// One financial request as the cashier enters it.
+#[derive(Debug)]
+pub struct Transaction<'a> {
+    /// Which transaction.
+    pub kind: Kind,
+    /// Amount keyed in yuan ("50.00"); `None` for a balance inquiry.
+    pub amount: Option<&'a str>,
+    /// `--card`: card file or spec.
+    pub card: &'a str,
+    /// `--entry`: swipe, chip, tap, fallback.
+    pub entry: &'a str,
+    /// `--pin`, when the cardholder enters one.
+    pub pin: Option<&'a str>,
+    /// The pre-authorization's approval code and date (completion and pre-auth void).
+    pub original: Option<(&'a str, Option<&'a str>)>,
+}
+
+impl Kind {
+    /// EMV transaction type (9C).
+    fn emv_type(self) -> u8 {
+        match self {
+            Kind::Balance => 0x30,
+            Kind::PreAuth | Kind::PreAuthVoid => 0x03,
+            Kind::Purchase | Kind::Completion => 0x00,
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn body(
+        self,
+        (batch_no, stan, operator_no): (u32, u32, String),
+        amount: Option<pb::Money>,
+        card: pb::CardData,
+        pin_block: Vec<u8>,
+        local_datetime: String,
+        original_approval_code: String,
+        original_date: String,
+    ) -> Body {
+        let card = Some(card);
+        match self {
+            Kind::Purchase => Body::Purchase(pb::PurchaseRequest {
+                batch_no,
+                stan,
+                operator_no,
+                amount,
+                card,
+                pin_block,
+                local_datetime,
+            }),
+            Kind::Balance => Body::BalanceInquiry(pb::BalanceInquiryRequest {
+                batch_no,
+                stan,
+                operator_no,
+                card,
+                pin_block,
+                local_datetime,
+                currency: "CNY".to_owned(),
+            }),
+            Kind::PreAuth => Body::PreAuth(pb::PreAuthRequest {
+                batch_no,
+                stan,
+                operator_no,
+                amount,
+                card,
+                pin_block,
+                local_datetime,
+            }),
+            Kind::Completion => Body::PreAuthCompletion(pb::PreAuthCompletionRequest {
+                batch_no,
+                stan,
+                operator_no,
+                amount,
+                card,
+                pin_block,
+                local_datetime,
+                original_approval_code,
+                original_date,
+            }),
+            Kind::PreAuthVoid => Body::PreAuthVoid(pb::PreAuthVoidRequest {
+                batch_no,
+                stan,
+                operator_no,
+                amount,
+                card,
+                pin_block,
+                local_datetime,
+                original_approval_code,
+                original_date,
+                supervisor_password_block: Vec::new(),
+            }),
+        }
     }
 }

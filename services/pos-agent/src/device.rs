@@ -57,6 +57,9 @@ pub struct Session {
     pub next_message_seq: u64,
     /// Logged-in operator number; empty when none.
     pub operator_no: String,
+    /// Next system trace audit number (STAN), 1..=999999.
+    #[serde(default)]
+    pub next_stan: u32,
 }
 
 impl std::fmt::Debug for Session {
@@ -78,6 +81,17 @@ impl Session {
     /// The PIN working key.
     pub fn pin_key(&self) -> anyhow::Result<DesKey> {
         DesKey::from_hex(&self.pin_key).context("session.json holds a damaged PIN key")
+    }
+
+    /// Takes the next STAN (wrapping from 999999 to 1).
+    pub fn take_stan(&mut self) -> u32 {
+        let stan = if (1..=999_999).contains(&self.next_stan) {
+            self.next_stan
+        } else {
+            1
+        };
+        self.next_stan = if stan == 999_999 { 1 } else { stan + 1 };
+        stan
     }
 
     /// Takes the next message sequence number.
@@ -126,6 +140,11 @@ impl DataDir {
     /// Stores the identity.
     pub fn save_identity(&self, identity: &Identity) -> anyhow::Result<()> {
         self.write("terminal.json", identity)
+    }
+
+    /// Where receipts are saved, one file per copy.
+    pub fn receipts(&self) -> PathBuf {
+        self.0.join("receipts")
     }
 
     /// The current session, or a clear error when the terminal has not signed in.

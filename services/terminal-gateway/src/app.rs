@@ -13,12 +13,14 @@ use pos_crypto::{Hsm, SoftHsm};
 use pos_domain::TokenKey;
 use pos_events::{BusConfig, EventPublisher, EventReader, ReceivedEvent, Topic, ensure_topics};
 use pos_proto::v1::EncryptedValue;
+use pos_proto::v1::authorization_client::AuthorizationClient;
 use pos_proto::v1::terminal_gateway_server::TerminalGatewayServer;
 use pos_proto::v1::terminal_management_server::TerminalManagementServer;
 use pos_registry::{Payload, RegistryError, merchant, operator, terminal};
 use pos_store::{Store, StoreConfig};
 use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::Channel;
 use tracing::{info, warn};
 
 use crate::auth::Credentials;
@@ -45,6 +47,8 @@ pub struct Gateway {
     pub data_key: DataKey,
     /// Operator credentials.
     pub credentials: Credentials,
+    /// The authorization service (one long-lived channel).
+    pub authorization: AuthorizationClient<Channel>,
 }
 
 /// Aggregate types the gateway keeps event lists of.
@@ -285,7 +289,14 @@ pub async fn run(
         }
     });
 
+    let authorization = AuthorizationClient::new(
+        Channel::from_shared(config.authorization_url.clone())
+            .context("POS_AUTHORIZATION_URL is not a URL")?
+            .connect_timeout(std::time::Duration::from_secs(5))
+            .connect_lazy(),
+    );
     let gateway = Arc::new(Gateway {
+        authorization,
         hot: Hot::new(store),
         repo,
         hsm,

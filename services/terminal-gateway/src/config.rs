@@ -47,6 +47,17 @@ pub struct Config {
     /// When missing, an `admin` credential is created and its token written beside it.
     #[arg(long, env = "POS_OPERATORS_FILE", default_value = ".pos/operators")]
     pub operators_file: PathBuf,
+    /// The authorization service.
+    #[arg(
+        long,
+        env = "POS_AUTHORIZATION_URL",
+        default_value = "http://127.0.0.1:7002"
+    )]
+    pub authorization_url: String,
+    /// How long a terminal's financial request may take end to end before the gateway answers
+    /// "96" (the terminal then reverses it), in milliseconds.
+    #[arg(long, env = "POS_AUTHORIZATION_TIMEOUT_MS", default_value_t = 30_000)]
+    pub authorization_timeout_ms: u64,
     /// How long an activation code stays valid, in seconds.
     #[arg(long, env = "POS_ACTIVATION_TTL_SECS", default_value_t = 900)]
     pub activation_ttl_secs: u64,

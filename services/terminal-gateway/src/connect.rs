@@ -14,6 +14,7 @@ use std::time::{Duration, SystemTime};
 use futures::Stream;
 use pos_crypto::{KeyUnderLmk, hash_password, verify_password};
 use pos_domain::{OperatorNo, TerminalId};
+use pos_facts::SessionKeys;
 use pos_proto::v1 as pb;
 use pos_proto::v1::host_message::Body as HostBody;
 use pos_proto::v1::terminal_gateway_server::TerminalGateway;
@@ -30,7 +31,6 @@ use tracing::{debug, info, warn};
 
 use crate::app::{Gateway, now};
 use crate::error::{GatewayError, Result};
-use crate::hot::SessionKeys;
 use crate::{activation, metrics};
 
 /// The gRPC face of the gateway for terminals (it needs an owned handle to spawn sessions).
@@ -492,10 +492,19 @@ impl Session {
             Body::OperatorLogout(logout) => {
                 let key = operator_key(terminal_id, &logout.operator_no)?;
                 self.operator(OperatorCommand::Logout {
-                    key,
+                    key: key.clone(),
                     session_id: keys.session_id.clone(),
                 })
                 .await?;
+                self.gateway
+                    .hot
+                    .set_operator_login(
+                        terminal_id.as_str(),
+                        &keys.session_id,
+                        key.operator_no.as_str(),
+                        false,
+                    )
+                    .await?;
                 Ok(ack("00", "logged out"))
             }
             Body::SignOut(_) => {
@@ -517,6 +526,11 @@ impl Session {
                 host_time: Some(prost_types::Timestamp::from(SystemTime::now())),
                 settlement_pending: false,
             })),
+            Body::Purchase(_)
+            | Body::BalanceInquiry(_)
+            | Body::PreAuth(_)
+            | Body::PreAuthCompletion(_)
+            | Body::PreAuthVoid(_) => self.gateway.authorize(terminal_id, keys, body).await,
             Body::SignIn(_) => Err(GatewayError::Internal(
                 "sign-in routed as a session message".to_owned(),
             )),
@@ -591,7 +605,18 @@ impl Session {
             password_ok: ok,
         };
         match self.operator(command).await {
-            Ok(state) => Ok(answer("00", "logged in".to_owned(), state.as_ref())),
+            Ok(state) => {
+                self.gateway
+                    .hot
+                    .set_operator_login(
+                        terminal_id.as_str(),
+                        &keys.session_id,
+                        key.operator_no.as_str(),
+                        true,
+                    )
+                    .await?;
+                Ok(answer("00", "logged in".to_owned(), state.as_ref()))
+            }
             Err(e) => {
                 let after = self.load_operator(&key).await.ok();
                 let (code, text) = refusal_code(&e);

@@ -6,29 +6,20 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use pos_crypto::KeyUnderLmk;
+use pos_facts::{Facts, SessionKeys};
 use pos_proto::v1::TerminalFleetStatus;
 use pos_store::Store;
 
-use crate::error::{GatewayError, Result};
+use crate::error::Result;
 
-/// The working keys of a terminal's current sign-in.
-#[derive(Debug, Clone)]
-pub struct SessionKeys {
-    /// Incremented at every sign-in.
-    pub key_version: u32,
-    /// PIN key under the LMK.
-    pub pin: KeyUnderLmk,
-    /// MAC key under the LMK.
-    pub mac: KeyUnderLmk,
-    /// The sign-in's session id.
-    pub session_id: String,
-}
+/// How long the set of logged-in operators of a session is kept (a terminal signs in daily).
+const SESSION_TTL_MS: u64 = 36 * 3_600 * 1_000;
 
 /// Session and fleet state.
 #[derive(Debug, Clone)]
 pub struct Hot {
     store: Store,
+    facts: Facts,
 }
 
 fn now_secs() -> u64 {
@@ -40,51 +31,20 @@ fn now_secs() -> u64 {
 impl Hot {
     /// Hot state in `store`.
     pub fn new(store: Store) -> Self {
-        Self { store }
+        Self {
+            facts: Facts::new(store.clone()),
+            store,
+        }
     }
 
     /// Keeps the keys of a new sign-in (replacing the previous ones).
     pub async fn save_keys(&self, terminal_id: &str, keys: &SessionKeys) -> Result<()> {
-        let key = self.store.key(&["session", terminal_id]);
-        self.store
-            .hash_set(
-                &key,
-                &[
-                    ("key_version", &keys.key_version.to_string()),
-                    ("pin", &keys.pin.to_hex()),
-                    ("mac", &keys.mac.to_hex()),
-                    ("session_id", &keys.session_id),
-                ],
-            )
-            .await?;
-        Ok(())
+        Ok(self.facts.put_session(terminal_id, keys).await?)
     }
 
     /// The keys of the terminal's current sign-in, if it has one.
     pub async fn keys(&self, terminal_id: &str) -> Result<Option<SessionKeys>> {
-        let key = self.store.key(&["session", terminal_id]);
-        let fields = self.store.hash_get_all(&key).await?;
-        let get = |name: &str| {
-            fields
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.as_str())
-        };
-        let (Some(version), Some(pin), Some(mac), Some(session_id)) = (
-            get("key_version"),
-            get("pin"),
-            get("mac"),
-            get("session_id"),
-        ) else {
-            return Ok(None);
-        };
-        let corrupt = |what: &str| GatewayError::Internal(format!("session {key}: bad {what}"));
-        Ok(Some(SessionKeys {
-            key_version: version.parse().map_err(|_| corrupt("key version"))?,
-            pin: KeyUnderLmk::from_hex(pin).map_err(|_| corrupt("pin key"))?,
-            mac: KeyUnderLmk::from_hex(mac).map_err(|_| corrupt("mac key"))?,
-            session_id: session_id.to_owned(),
-        }))
+        Ok(self.facts.session(terminal_id).await?)
     }
 
     /// Accepts message `seq` under key version `key_version` only if it is above every one
@@ -111,6 +71,52 @@ impl Hot {
             .set_if_absent(&key, b"1", window)
             .await?
             .is_none())
+    }
+
+    /// Marks operator `operator_no` logged in (or out) within the terminal's sign-in session.
+    pub async fn set_operator_login(
+        &self,
+        terminal_id: &str,
+        session_id: &str,
+        operator_no: &str,
+        logged_in: bool,
+    ) -> Result<()> {
+        let key = self
+            .store
+            .key(&["session-operators", terminal_id, session_id]);
+        let mut conn = self.store.connection();
+        let mut pipe = redis::pipe();
+        if logged_in {
+            pipe.cmd("SADD").arg(&key).arg(operator_no).ignore();
+            pipe.cmd("PEXPIRE").arg(&key).arg(SESSION_TTL_MS).ignore();
+        } else {
+            pipe.cmd("SREM").arg(&key).arg(operator_no).ignore();
+        }
+        let () = pipe
+            .query_async(&mut conn)
+            .await
+            .map_err(pos_store::StoreError::from)?;
+        Ok(())
+    }
+
+    /// Whether operator `operator_no` is logged in within the terminal's sign-in session.
+    pub async fn operator_logged_in(
+        &self,
+        terminal_id: &str,
+        session_id: &str,
+        operator_no: &str,
+    ) -> Result<bool> {
+        let key = self
+            .store
+            .key(&["session-operators", terminal_id, session_id]);
+        let mut conn = self.store.connection();
+        let member: bool = redis::cmd("SISMEMBER")
+            .arg(&key)
+            .arg(operator_no)
+            .query_async(&mut conn)
+            .await
+            .map_err(pos_store::StoreError::from)?;
+        Ok(member)
     }
 
     /// Records a successful sign-in in the fleet view.

@@ -17,6 +17,7 @@ mod management;
 mod metrics;
 mod repo;
 mod secrets;
+mod transactions;
 mod views;
 
 use clap::Parser;

@@ -8,6 +8,9 @@
 use std::time::Duration;
 
 use pos_events::{AggregateRef, EventEnvelope, EventPublisher, Payload, Topic, new_envelope};
+use pos_facts::{Facts, MerchantFacts, TerminalFacts};
+use pos_registry::merchant::{self, MerchantState};
+use pos_registry::terminal::{self, TerminalState};
 use pos_store::{Appended, Store};
 use prost::Message;
 
@@ -29,6 +32,7 @@ pub trait Aggregate: Clone + Send + Sync + Sized {
 #[derive(Debug, Clone)]
 pub struct Repo {
     store: Store,
+    facts: Facts,
     publisher: EventPublisher,
     producer: String,
 }
@@ -37,6 +41,7 @@ impl Repo {
     /// A repository over `store`, publishing with `publisher` as `producer`.
     pub fn new(store: Store, publisher: EventPublisher, producer: &str) -> Self {
         Self {
+            facts: Facts::new(store.clone()),
             store,
             publisher,
             producer: producer.to_owned(),
@@ -120,13 +125,54 @@ impl Repo {
             .append_next(&key, envelope.sequence, &envelope.encode_to_vec())
             .await?
         {
-            Appended::Appended => Ok(true),
+            Appended::Appended => {
+                self.refresh_facts(&envelope.aggregate_type, &envelope.aggregate_id)
+                    .await?;
+                Ok(true)
+            }
             Appended::AlreadyThere => Ok(false),
             Appended::Gap { len } => Err(GatewayError::Internal(format!(
                 "{} {} has {len} events but event {} arrived; events are missing",
                 envelope.aggregate_type, envelope.aggregate_id, envelope.sequence
             ))),
         }
+    }
+
+    /// The read model of the transaction path.
+    pub fn facts(&self) -> &Facts {
+        &self.facts
+    }
+
+    /// Rewrites the read-model facts of a merchant or terminal from its events.
+    async fn refresh_facts(&self, kind: &str, id: &str) -> Result<()> {
+        if kind == merchant::AGGREGATE_TYPE {
+            if let Some(state) = self.load::<MerchantState>(id).await? {
+                let onboarded = &state.onboarded;
+                let limit = onboarded.per_transaction_limit.as_ref();
+                self.facts
+                    .put_merchant(&MerchantFacts {
+                        merchant_id: id.to_owned(),
+                        status: state.status.to_string(),
+                        name: onboarded.display_name.clone(),
+                        city: onboarded.city.clone(),
+                        mcc: state.mcc.to_string(),
+                        limit_minor: limit.map(|m| m.minor_units),
+                        currency: limit.map_or_else(|| "CNY".to_owned(), |m| m.currency.clone()),
+                    })
+                    .await?;
+            }
+        } else if kind == terminal::AGGREGATE_TYPE
+            && let Some(state) = self.load::<TerminalState>(id).await?
+        {
+            self.facts
+                .put_terminal(&TerminalFacts {
+                    terminal_id: id.to_owned(),
+                    merchant_id: state.merchant_id.to_string(),
+                    status: state.status.to_string(),
+                })
+                .await?;
+        }
+        Ok(())
     }
 
     /// Serializes commands on one aggregate across gateway instances: waits up to 5 s for the
