@@ -423,62 +423,9 @@ fn the_registry_rebuilds_from_the_topics_after_redis_is_flushed() {
 
 /// Every value under the test's Redis prefix, and every record of its registry topics.
 fn stored_bytes(platform: &Platform) -> Vec<u8> {
+    let mut all = support::redis_bytes(&platform.env);
     let env = platform.env.clone();
     runtime().block_on(async move {
-        let mut all = Vec::new();
-        let store = pos_store::Store::connect(&env.store()).await.unwrap();
-        let mut conn = store.connection();
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{}:*", env.namespace))
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        for key in keys {
-            all.extend_from_slice(key.as_bytes());
-            let kind: String = redis::cmd("TYPE")
-                .arg(&key)
-                .query_async(&mut conn)
-                .await
-                .unwrap();
-            let values: Vec<Vec<u8>> = match kind.as_str() {
-                "string" => vec![
-                    redis::cmd("GET")
-                        .arg(&key)
-                        .query_async(&mut conn)
-                        .await
-                        .unwrap(),
-                ],
-                "list" => redis::cmd("LRANGE")
-                    .arg(&key)
-                    .arg(0)
-                    .arg(-1)
-                    .query_async(&mut conn)
-                    .await
-                    .unwrap(),
-                "hash" => redis::cmd("HGETALL")
-                    .arg(&key)
-                    .query_async(&mut conn)
-                    .await
-                    .unwrap(),
-                "zset" => redis::cmd("ZRANGE")
-                    .arg(&key)
-                    .arg(0)
-                    .arg(-1)
-                    .query_async(&mut conn)
-                    .await
-                    .unwrap(),
-                "set" => redis::cmd("SMEMBERS")
-                    .arg(&key)
-                    .query_async(&mut conn)
-                    .await
-                    .unwrap(),
-                "none" => Vec::new(), // expired since KEYS
-                other => panic!("unexpected redis type {other} under {key}"),
-            };
-            for value in values {
-                all.extend_from_slice(&value);
-            }
-        }
         let reader = pos_events::EventReader::from_beginning(
             &env.bus("scan"),
             &[pos_events::Topic::Merchants, pos_events::Topic::Terminals],

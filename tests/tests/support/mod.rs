@@ -13,12 +13,22 @@ pub const ADMIN_TOKEN: &str = "test-admin-token-5b1f0c";
 /// A token with the onboarding role only.
 pub const ONBOARDING_TOKEN: &str = "test-onboarding-token-77aa";
 
-/// The gateway and the files of one test.
+/// The gateway (and, for the purchase path, authorization and the issuer) of one test.
 pub struct Platform {
     pub env: TestEnv,
     pub dir: PathBuf,
     pub port: u16,
     pub gateway: ServiceProcess,
+    /// Authorization and issuer, when started with [`Platform::start_full`].
+    pub authorization: Option<ServiceProcess>,
+    pub issuer: Option<ServiceProcess>,
+    pub issuer_port: u16,
+    pub authorization_port: u16,
+}
+
+/// The issuer simulator's demo cards.
+pub fn demo_cards() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/demo/cards.json")
 }
 
 fn sha256_hex(text: &str) -> String {
@@ -39,16 +49,115 @@ impl Platform {
         );
         std::fs::write(dir.join("operators"), operators).unwrap();
         let port = free_port();
-        let gateway = Self::spawn_gateway(&env, &dir, port);
+        let authorization_port = free_port();
+        let gateway = Self::spawn_gateway(&env, &dir, port, authorization_port);
         Self {
             env,
             dir,
             port,
             gateway,
+            authorization: None,
+            issuer: None,
+            issuer_port: free_port(),
+            authorization_port,
         }
     }
 
-    fn spawn_gateway(env: &TestEnv, dir: &Path, port: u16) -> ServiceProcess {
+    /// The whole purchase path: gateway, authorization and the issuer simulator with the demo
+    /// cards.
+    pub fn start_full() -> Self {
+        let mut platform = Self::start();
+        platform.start_issuer();
+        let envs = [
+            (
+                "POS_AUTHORIZATION_LISTEN",
+                format!("127.0.0.1:{}", platform.authorization_port),
+            ),
+            (
+                "POS_AUTHORIZATION_METRICS",
+                format!("127.0.0.1:{}", free_port()),
+            ),
+            ("POS_KAFKA", platform.env.kafka.clone()),
+            ("POS_TOPIC_NAMESPACE", platform.env.namespace.clone()),
+            ("POS_REDIS", platform.env.redis.clone()),
+            ("POS_REDIS_PREFIX", platform.env.namespace.clone()),
+            (
+                "POS_HSM_LMK_FILE",
+                platform.dir.join("lmk.hex").display().to_string(),
+            ),
+            (
+                "POS_TOKEN_KEY_FILE",
+                platform.dir.join("token-key.hex").display().to_string(),
+            ),
+            (
+                "POS_ISSUER_URL",
+                format!("http://127.0.0.1:{}", platform.issuer_port),
+            ),
+            ("POS_ISSUER_TIMEOUT_MS", "3000".to_owned()),
+            ("RUST_LOG", "info".to_owned()),
+        ];
+        let mut authorization = ServiceProcess::start("authorization", &envs, &platform.dir);
+        authorization.wait_for_port(platform.authorization_port);
+        platform.authorization = Some(authorization);
+        platform
+    }
+
+    /// Starts (or restarts) the issuer simulator on its port with the demo cards.
+    pub fn start_issuer(&mut self) {
+        let mut issuer = ServiceProcess::start("issuer-sim", &self.issuer_envs(), &self.dir);
+        issuer.wait_for_port(self.issuer_port);
+        self.issuer = Some(issuer);
+    }
+
+    /// Stops the issuer simulator (the bank is down).
+    pub fn stop_issuer(&mut self) {
+        if let Some(mut issuer) = self.issuer.take() {
+            issuer.stop();
+        }
+    }
+
+    fn issuer_envs(&self) -> Vec<(&'static str, String)> {
+        vec![
+            (
+                "POS_ISSUER_LISTEN",
+                format!("127.0.0.1:{}", self.issuer_port),
+            ),
+            ("POS_ISSUER_METRICS", format!("127.0.0.1:{}", free_port())),
+            ("POS_REDIS", self.env.redis.clone()),
+            (
+                "POS_ISSUER_REDIS_PREFIX",
+                format!("{}-issuer", self.env.namespace),
+            ),
+            ("POS_ISSUER_SEED", demo_cards().display().to_string()),
+            ("RUST_LOG", "info".to_owned()),
+        ]
+    }
+
+    /// `issuer-sim account --pan PAN` against this test's bank.
+    pub fn issuer_account(&self, pan: &str) -> String {
+        ok(run_cli(
+            "issuer-sim",
+            &["account", "--pan", pan],
+            &self.issuer_envs(),
+            &self.dir,
+        ))
+    }
+
+    /// The available balance the issuer reports for `pan`, in fen.
+    pub fn available_fen(&self, pan: &str) -> i64 {
+        let account = self.issuer_account(pan);
+        let value = field(&account, "available");
+        let amount = value.split_whitespace().next().unwrap();
+        let (yuan, fen) = amount.split_once('.').unwrap();
+        yuan.parse::<i64>().unwrap() * 100 + fen.parse::<i64>().unwrap()
+    }
+
+    fn spawn_gateway(
+        env: &TestEnv,
+        dir: &Path,
+        port: u16,
+        authorization_port: u16,
+    ) -> ServiceProcess {
         let envs = [
             ("POS_GATEWAY_LISTEN", format!("127.0.0.1:{port}")),
             ("POS_GATEWAY_METRICS", format!("127.0.0.1:{}", free_port())),
@@ -78,7 +187,8 @@ impl Platform {
     /// Stops the gateway and starts a new one on the same port and files.
     pub fn restart_gateway(&mut self) {
         self.gateway.stop();
-        self.gateway = Self::spawn_gateway(&self.env, &self.dir, self.port);
+        self.gateway =
+            Self::spawn_gateway(&self.env, &self.dir, self.port, self.authorization_port);
     }
 
     /// The gateway's address for clients.
@@ -151,6 +261,13 @@ impl Platform {
     pub fn activation_code(&self, terminal: &str) -> String {
         let out = ok(self.posctl(&["terminal", "activation-code", terminal]));
         field(&out, "activation_code")
+    }
+
+    /// A terminal activated on agent `device`, signed in, with operator 01 logged in.
+    pub fn ready_terminal(&self, merchant: &str, device: &str) -> String {
+        let terminal = self.signed_in_terminal(merchant, device);
+        ok(self.agent(device, &["login", "--operator", "01", "--password", "0000"]));
+        terminal
     }
 
     /// A terminal that is activated on agent `device` and signed in; returns its id.
@@ -247,4 +364,70 @@ pub fn onboard_args<'a>(id_number: &'a str, account: &'a str) -> Vec<&'a str> {
         "07:00-22:00",
         "--accept-agreement",
     ]
+}
+
+/// Every key and value under the test's Redis prefix (the platform's, not the bank's).
+pub fn redis_bytes(env: &TestEnv) -> Vec<u8> {
+    let env = env.clone();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async move {
+        let mut all = Vec::new();
+        let store = pos_store::Store::connect(&env.store()).await.unwrap();
+        let mut conn = store.connection();
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}:*", env.namespace))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        for key in keys {
+            all.extend_from_slice(key.as_bytes());
+            let kind: String = redis::cmd("TYPE")
+                .arg(&key)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            let values: Vec<Vec<u8>> = match kind.as_str() {
+                "string" => vec![
+                    redis::cmd("GET")
+                        .arg(&key)
+                        .query_async(&mut conn)
+                        .await
+                        .unwrap(),
+                ],
+                "list" => redis::cmd("LRANGE")
+                    .arg(&key)
+                    .arg(0)
+                    .arg(-1)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap(),
+                "hash" => redis::cmd("HGETALL")
+                    .arg(&key)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap(),
+                "zset" => redis::cmd("ZRANGE")
+                    .arg(&key)
+                    .arg(0)
+                    .arg(-1)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap(),
+                "set" => redis::cmd("SMEMBERS")
+                    .arg(&key)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap(),
+                "none" => Vec::new(), // expired since KEYS
+                other => panic!("unexpected redis type {other} under {key}"),
+            };
+            for value in values {
+                all.extend_from_slice(&value);
+            }
+        }
+        all
+    })
 }

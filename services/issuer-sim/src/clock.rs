@@ -1,0 +1,158 @@
+//! The bank's calendar: business dates, RRN prefixes and ledger time stamps, in China
+//! Standard Time (UTC+8, no daylight saving), computed from the system clock without a
+//! time-zone database.
+//!
+//! The business date is the calendar day in China: this bank has no cut-off hour, so a
+//! transaction at 23:59:59 and one at 00:00:00 belong to consecutive business dates.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Offset of China Standard Time from UTC, in seconds.
+const CST_OFFSET_SECONDS: i64 = 8 * 3600;
+
+/// A wall-clock instant in China Standard Time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BankTime {
+    /// Four-digit year.
+    pub year: i64,
+    /// Month, 1 to 12.
+    pub month: u32,
+    /// Day of the month, 1 to 31.
+    pub day: u32,
+    /// Hour, 0 to 23.
+    pub hour: u32,
+    /// Minute, 0 to 59.
+    pub minute: u32,
+    /// Second, 0 to 59.
+    pub second: u32,
+}
+
+impl BankTime {
+    /// The wall clock in China at `at`.
+    pub fn at(at: SystemTime) -> Self {
+        let unix = match at.duration_since(UNIX_EPOCH) {
+            Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+            Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
+        };
+        let local = unix.saturating_add(CST_OFFSET_SECONDS);
+        let (year, month, day) = civil_from_days(local.div_euclid(86_400));
+        let second_of_day = local.rem_euclid(86_400);
+        // Each part is bounded by construction (hour < 24, minute and second < 60).
+        let part = |value: i64| u32::try_from(value).unwrap_or(0);
+        Self {
+            year,
+            month,
+            day,
+            hour: part(second_of_day / 3600),
+            minute: part(second_of_day % 3600 / 60),
+            second: part(second_of_day % 60),
+        }
+    }
+
+    /// The current wall clock in China.
+    pub fn now() -> Self {
+        Self::at(SystemTime::now())
+    }
+
+    /// The business date "YYYY-MM-DD".
+    pub fn business_date(&self) -> String {
+        format!("{:04}-{:02}-{:02}", self.year, self.month, self.day)
+    }
+
+    /// "YYYY-MM-DDTHH:MM:SS+08:00", as ledger entries record it.
+    pub fn timestamp(&self) -> String {
+        format!(
+            "{}T{:02}:{:02}:{:02}+08:00",
+            self.business_date(),
+            self.hour,
+            self.minute,
+            self.second
+        )
+    }
+
+    /// Day of the year, 1 to 366.
+    pub fn day_of_year(&self) -> u32 {
+        const BEFORE_MONTH: [u32; 12] = [0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334];
+        let index = usize::try_from(self.month.clamp(1, 12) - 1).unwrap_or(0);
+        let leap_day = u32::from(self.month > 2 && is_leap(self.year));
+        BEFORE_MONTH[index] + leap_day + self.day
+    }
+
+    /// The first four characters of every RRN of this business date: the last digit of the
+    /// year and the day of the year ("YDDD", the Julian date networks use), e.g. "5070" for
+    /// 11 March 2025. Eight digits of a per-date counter follow.
+    pub fn rrn_prefix(&self) -> String {
+        format!("{}{:03}", self.year.rem_euclid(10), self.day_of_year())
+    }
+
+    /// The four-digit year and the month, to compare with a card's expiry.
+    pub fn year_month(&self) -> (u16, u8) {
+        let year = u16::try_from(self.year.clamp(0, 9999)).unwrap_or(0);
+        let month = u8::try_from(self.month).unwrap_or(1);
+        (year, month)
+    }
+}
+
+fn is_leap(year: i64) -> bool {
+    (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
+}
+
+/// The date `days` days after 1970-01-01 (Howard Hinnant's `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    // month is 1..=12 and day 1..=31 by construction
+    (
+        year,
+        u32::try_from(month).unwrap_or(1),
+        u32::try_from(day).unwrap_or(1),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn at(unix: u64) -> BankTime {
+        BankTime::at(UNIX_EPOCH + Duration::from_secs(unix))
+    }
+
+    #[test]
+    fn dates_are_china_standard_time() {
+        // 2025-03-11T15:59:59Z is 23:59:59 in Shanghai; one second later is the next day there.
+        let late = at(1_741_708_799);
+        assert_eq!(late.timestamp(), "2025-03-11T23:59:59+08:00");
+        assert_eq!(at(1_741_708_800).business_date(), "2025-03-12");
+        assert_eq!(at(0).timestamp(), "1970-01-01T08:00:00+08:00");
+    }
+
+    #[test]
+    fn rrn_prefix_is_year_digit_and_day_of_year() {
+        // 2025-03-11 is day 70 of 2025.
+        assert_eq!(at(1_741_680_000).rrn_prefix(), "5070");
+        // 2024 is a leap year: 2024-12-31 is day 366.
+        assert_eq!(at(1_735_574_400).business_date(), "2024-12-31");
+        assert_eq!(at(1_735_574_400).rrn_prefix(), "4366");
+        assert_eq!(at(1_735_660_800).rrn_prefix(), "5001");
+    }
+
+    #[test]
+    fn year_month_feeds_the_expiry_check() {
+        assert_eq!(at(1_741_680_000).year_month(), (2025, 3));
+        // 2000-02-29 exists.
+        let leap = at(951_782_400);
+        assert_eq!(
+            (leap.business_date().as_str(), leap.day_of_year()),
+            ("2000-02-29", 60)
+        );
+    }
+}
