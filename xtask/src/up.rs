@@ -77,7 +77,14 @@ impl Drop for Services {
 }
 
 impl Services {
-    fn start(&mut self, bin: &Path, name: &str, dir: &Path, envs: &[(&str, String)], listen: &str) -> Result<()> {
+    fn start(
+        &mut self,
+        bin: &Path,
+        name: &str,
+        dir: &Path,
+        envs: &[(&str, String)],
+        listen: &str,
+    ) -> Result<()> {
         let log = fs::File::create(dir.join(format!("{name}.log")))
             .map_err(|e| format!("cannot create the {name} log: {e}"))?;
         let err = log.try_clone().map_err(|e| e.to_string())?;
@@ -132,7 +139,13 @@ fn target_bin_dir() -> PathBuf {
 }
 
 /// Runs a CLI (posctl, pos-agent) and returns its stdout, failing with its stderr.
-fn cli(bin: &Path, dir: &Path, name: &str, args: &[&str], envs: &[(&str, String)]) -> Result<String> {
+fn cli(
+    bin: &Path,
+    dir: &Path,
+    name: &str,
+    args: &[&str],
+    envs: &[(&str, String)],
+) -> Result<String> {
     let mut command = Command::new(bin.join(name));
     command.current_dir(dir).args(args).stdin(Stdio::null());
     for (key, value) in envs {
@@ -189,8 +202,14 @@ pub fn up(args: &[String]) -> Result<()> {
                 redis_port: Some(6379),
             })?;
             let endpoints = (
-                options.kafka.clone().unwrap_or_else(|| deps.endpoints.kafka.clone()),
-                options.redis.clone().unwrap_or_else(|| deps.endpoints.redis.clone()),
+                options
+                    .kafka
+                    .clone()
+                    .unwrap_or_else(|| deps.endpoints.kafka.clone()),
+                options
+                    .redis
+                    .clone()
+                    .unwrap_or_else(|| deps.endpoints.redis.clone()),
             );
             _deps = deps;
             endpoints
@@ -203,10 +222,22 @@ pub fn up(args: &[String]) -> Result<()> {
     let common = vec![
         ("POS_KAFKA", kafka.clone()),
         ("POS_REDIS", redis.clone()),
-        ("POS_HSM_LMK_FILE", secrets.join("hsm-lmk.hex").display().to_string()),
-        ("POS_TOKEN_KEY_FILE", secrets.join("token-key.hex").display().to_string()),
-        ("POS_DATA_KEY_FILE", secrets.join("data-key.hex").display().to_string()),
-        ("POS_OPERATORS_FILE", secrets.join("operators").display().to_string()),
+        (
+            "POS_HSM_LMK_FILE",
+            secrets.join("hsm-lmk.hex").display().to_string(),
+        ),
+        (
+            "POS_TOKEN_KEY_FILE",
+            secrets.join("token-key.hex").display().to_string(),
+        ),
+        (
+            "POS_DATA_KEY_FILE",
+            secrets.join("data-key.hex").display().to_string(),
+        ),
+        (
+            "POS_OPERATORS_FILE",
+            secrets.join("operators").display().to_string(),
+        ),
         ("POS_AUTHORIZATION_URL", format!("http://{AUTHORIZATION}")),
         ("POS_ISSUER_URL", format!("http://{ISSUER}")),
     ];
@@ -218,7 +249,13 @@ pub fn up(args: &[String]) -> Result<()> {
         envs.extend_from_slice(extra);
         envs
     };
-    services.start(&bin, "issuer-sim", &dir, &with(&[("POS_ISSUER_SEED", seed.display().to_string())]), ISSUER)?;
+    services.start(
+        &bin,
+        "issuer-sim",
+        &dir,
+        &with(&[("POS_ISSUER_SEED", seed.display().to_string())]),
+        ISSUER,
+    )?;
     services.start(&bin, "terminal-gateway", &dir, &with(&[]), GATEWAY)?;
     services.start(&bin, "authorization", &dir, &with(&[]), AUTHORIZATION)?;
 
@@ -229,11 +266,39 @@ pub fn up(args: &[String]) -> Result<()> {
     ];
     let posctl = |args: &[&str]| cli(&bin, &dir, "posctl", args, &posctl_env);
     let merchant = posctl(&[
-        "merchant", "onboard", "--type", "micro", "--name", "上海市徐汇区演示便利店", "--city", "上海",
-        "--address", "上海市徐汇区漕溪北路88号", "--legal-person", "张三", "--id-number", "310104198506120035",
-        "--phone", "13800138000", "--account-name", "张三", "--account-number", "6222021001123456789",
-        "--bank", "中国工商银行上海徐汇支行", "--mcc", "5411", "--debit-rate", "0.0050", "--debit-cap", "20.00",
-        "--credit-rate", "0.0060", "--hours", "07:00-23:00", "--accept-agreement",
+        "merchant",
+        "onboard",
+        "--type",
+        "micro",
+        "--name",
+        "上海市徐汇区演示便利店",
+        "--city",
+        "上海",
+        "--address",
+        "上海市徐汇区漕溪北路88号",
+        "--legal-person",
+        "张三",
+        "--id-number",
+        "310104198506120035",
+        "--phone",
+        "13800138000",
+        "--account-name",
+        "张三",
+        "--account-number",
+        "6222021001123456789",
+        "--bank",
+        "中国工商银行上海徐汇支行",
+        "--mcc",
+        "5411",
+        "--debit-rate",
+        "0.0050",
+        "--debit-cap",
+        "20.00",
+        "--credit-rate",
+        "0.0060",
+        "--hours",
+        "07:00-23:00",
+        "--accept-agreement",
     ])?;
     let merchant_id = field(&merchant, "merchant_id")?;
     posctl(&["merchant", "approve", &merchant_id])?;
@@ -242,8 +307,21 @@ pub fn up(args: &[String]) -> Result<()> {
     let mut agents = Vec::new();
     for n in 1..=options.terminals {
         let serial = format!("DEMO-SN-{n:02}");
-        let terminal = field(&posctl(&["terminal", "register", "--merchant", &merchant_id, "--serial", &serial])?, "terminal_id")?;
-        let code = field(&posctl(&["terminal", "activation-code", &terminal])?, "activation_code")?;
+        let terminal = field(
+            &posctl(&[
+                "terminal",
+                "register",
+                "--merchant",
+                &merchant_id,
+                "--serial",
+                &serial,
+            ])?,
+            "terminal_id",
+        )?;
+        let code = field(
+            &posctl(&["terminal", "activation-code", &terminal])?,
+            "activation_code",
+        )?;
         let agent_dir = dir.join("agents").join(format!("{n}"));
         let agent_env = vec![
             ("POS_AGENT_DIR", agent_dir.display().to_string()),
@@ -263,12 +341,24 @@ pub fn up(args: &[String]) -> Result<()> {
     }
 }
 
-fn print_guide(bin: &Path, merchant_id: &str, agents: &[(String, PathBuf)], kafka: &str, redis: &str, token: &Path) {
+fn print_guide(
+    bin: &Path,
+    merchant_id: &str,
+    agents: &[(String, PathBuf)],
+    kafka: &str,
+    redis: &str,
+    token: &Path,
+) {
     println!();
     println!("The platform is up (logs and data in .pos/up; Ctrl-C stops everything).");
-    println!("  terminal gateway  http://{GATEWAY}   authorization http://{AUTHORIZATION}   issuer http://{ISSUER}");
+    println!(
+        "  terminal gateway  http://{GATEWAY}   authorization http://{AUTHORIZATION}   issuer http://{ISSUER}"
+    );
     println!("  kafka {kafka}   redis {redis}   metrics 127.0.0.1:9101 (gateway), 9102, 9110");
-    println!("  demo merchant {merchant_id}; operator token in {}", token.display());
+    println!(
+        "  demo merchant {merchant_id}; operator token in {}",
+        token.display()
+    );
     println!();
     let agent = bin.join("pos-agent");
     for (terminal, dir) in agents {
@@ -282,9 +372,25 @@ fn print_guide(bin: &Path, merchant_id: &str, agents: &[(String, PathBuf)], kafk
     if let Some((_, dir)) = agents.first() {
         println!();
         println!("more:");
-        println!("  {} --data-dir {} balance --card deploy/demo/cards/unionpay-debit.json --pin 123456", agent.display(), dir.display());
-        println!("  {} --data-dir {} preauth --amount 300.00 --card deploy/demo/cards/unionpay-credit.json --pin 654321", agent.display(), dir.display());
-        println!("  {} --data-dir {} purchase --amount 12.00 --card deploy/demo/cards/magstripe.json --entry swipe --pin 888888", agent.display(), dir.display());
-        println!("  {} merchant show {merchant_id}      (POSCTL_TOKEN_FILE={})", bin.join("posctl").display(), token.display());
+        println!(
+            "  {} --data-dir {} balance --card deploy/demo/cards/unionpay-debit.json --pin 123456",
+            agent.display(),
+            dir.display()
+        );
+        println!(
+            "  {} --data-dir {} preauth --amount 300.00 --card deploy/demo/cards/unionpay-credit.json --pin 654321",
+            agent.display(),
+            dir.display()
+        );
+        println!(
+            "  {} --data-dir {} purchase --amount 12.00 --card deploy/demo/cards/magstripe.json --entry swipe --pin 123456",
+            agent.display(),
+            dir.display()
+        );
+        println!(
+            "  {} merchant show {merchant_id}      (POSCTL_TOKEN_FILE={})",
+            bin.join("posctl").display(),
+            token.display()
+        );
     }
 }

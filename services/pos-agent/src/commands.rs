@@ -213,7 +213,9 @@ impl Terminal {
         let card = Card::read(request.card)?;
         let mode = crate::card::entry_mode(request.entry)?;
         if mode == pos_domain::EntryMode::Swipe && card.has_chip() {
-            bail!("this is a chip card: insert it (请插卡); swipe it only with --entry fallback after a failed chip read");
+            bail!(
+                "this is a chip card: insert it (请插卡); swipe it only with --entry fallback after a failed chip read"
+            );
         }
         println!(
             "card: {} (shown to the cashier to confirm)",

@@ -172,7 +172,7 @@ impl Gateway {
         let answer = match self.authorization.clone().authorize(rpc).await {
             Ok(answer) => answer.into_inner(),
             Err(status) => {
-                warn!(terminal_id = %terminal_id, code = ?status.code(), "authorization service failed");
+                warn!(terminal_id = %terminal_id, code = ?status.code(), detail = status.message(), "authorization service failed");
                 return Ok(declined(
                     &request,
                     terminal_id,

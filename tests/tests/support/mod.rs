@@ -177,6 +177,14 @@ impl Platform {
                 "POS_OPERATORS_FILE",
                 dir.join("operators").display().to_string(),
             ),
+            (
+                "POS_DATA_KEY_FILE",
+                dir.join("data-key.hex").display().to_string(),
+            ),
+            (
+                "POS_AUTHORIZATION_URL",
+                format!("http://127.0.0.1:{authorization_port}"),
+            ),
             ("RUST_LOG", "info".to_owned()),
         ];
         let mut process = ServiceProcess::start("terminal-gateway", &envs, dir);

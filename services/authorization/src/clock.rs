@@ -1,0 +1,79 @@
+//! Calendar facts the decision needs, in China Standard Time (UTC+8, no daylight saving): the
+//! month a card's expiry is compared with, and the business date of a decision (the calendar
+//! date in Asia/Shanghai; settlement's cut-off rule, when it has one, is applied there).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Offset of China Standard Time from UTC, in seconds.
+const CST_OFFSET_SECONDS: i64 = 8 * 3600;
+
+/// A calendar date.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Date {
+    /// Year, e.g. 2025.
+    pub year: i64,
+    /// Month 1..=12.
+    pub month: u32,
+    /// Day 1..=31.
+    pub day: u32,
+}
+
+impl Date {
+    /// The date of `at` in China Standard Time.
+    pub fn in_china(at: SystemTime) -> Self {
+        let seconds = match at.duration_since(UNIX_EPOCH) {
+            Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+            Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
+        };
+        civil_from_days(
+            seconds
+                .saturating_add(CST_OFFSET_SECONDS)
+                .div_euclid(86_400),
+        )
+    }
+
+    /// "YYYY-MM-DD".
+    pub fn iso(self) -> String {
+        format!("{:04}-{:02}-{:02}", self.year, self.month, self.day)
+    }
+}
+
+/// The proleptic Gregorian date `days` after 1970-01-01 (Howard Hinnant's algorithm).
+fn civil_from_days(days: i64) -> Date {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    Date {
+        year,
+        month: u32::try_from(month).unwrap_or(1),
+        day: u32::try_from(day).unwrap_or(1),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn at(seconds: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(seconds)
+    }
+
+    #[test]
+    fn dates_are_in_china_standard_time() {
+        assert_eq!(Date::in_china(at(0)).iso(), "1970-01-01");
+        // 2024-02-29T15:59:59Z is 23:59:59 in Shanghai; one second later it is March.
+        assert_eq!(Date::in_china(at(1_709_222_399)).iso(), "2024-02-29");
+        assert_eq!(Date::in_china(at(1_709_222_400)).iso(), "2024-03-01");
+        // 2025-12-31T16:00:00Z is already 2026 in Shanghai.
+        let new_year = Date::in_china(at(1_767_196_800));
+        assert_eq!((new_year.year, new_year.month, new_year.day), (2026, 1, 1));
+    }
+}

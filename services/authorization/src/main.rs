@@ -1,0 +1,63 @@
+//! `authorization`: the synchronous authorization path behind terminal-gateway
+//! (`Authorization.Authorize`): validation, fraud-check, PIN translation, the issuer, and the
+//! transaction's events on `pos.transactions.v1` before any answer.
+//!
+//! Layout: `config` (settings), `app` (wiring and start-up), `grpc` (the tonic adapter),
+//! `service` (the flow, with `checks`, `calls` and `record` for its steps), `model` (the
+//! request), `rules` (pure validation and policies), `emv` and `tlv` (field 55), `idempotency`
+//! (terminal id + batch + STAN), `clients` (issuer and fraud-check calls), `decision` (event,
+//! answer and record of a decision), `records` (the transaction records in Redis), `rebuild`
+//! (records and answers from the topic after a flush), `clock`, `metrics`, `error` (one
+//! mapping to gRPC codes).
+
+mod app;
+mod clients;
+mod clock;
+mod config;
+mod decision;
+mod emv;
+mod error;
+mod grpc;
+mod idempotency;
+mod metrics;
+mod model;
+mod rebuild;
+mod records;
+mod rules;
+mod service;
+mod tlv;
+
+use clap::Parser;
+use pos_telemetry::TelemetryConfig;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = config::Config::parse();
+    config.validate()?;
+    let telemetry = pos_telemetry::init(&TelemetryConfig::from_env("authorization")?)?;
+    let result = app::run(config, shutdown_signal()).await;
+    if let Err(error) = &result {
+        tracing::error!(error = %format!("{error:#}"), "authorization stopped");
+    }
+    telemetry.shutdown();
+    result
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
