@@ -56,7 +56,10 @@ fn main() -> ExitCode {
 }
 
 pub fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    // At run time first: a target directory shared between checkouts may hold an xtask built
+    // in another one.
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
         .parent()
         .map_or_else(|| PathBuf::from("."), PathBuf::from)
 }
@@ -103,10 +106,23 @@ fn deps(args: &[String]) -> Result<()> {
 }
 
 fn wait_until_dead(deps: &mut Deps) -> Result<()> {
-    loop {
+    let stop = stop_flag()?;
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
         deps.check_alive()?;
-        std::thread::sleep(Duration::from_secs(1));
+        std::thread::sleep(Duration::from_millis(300));
     }
+    eprintln!("xtask: stopping");
+    Ok(())
+}
+
+/// Set when Ctrl-C (SIGINT) or SIGTERM arrives, so that whatever was started is stopped.
+pub fn stop_flag() -> Result<std::sync::Arc<std::sync::atomic::AtomicBool>> {
+    let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, std::sync::Arc::clone(&flag))
+            .map_err(|e| format!("cannot watch for signals: {e}"))?;
+    }
+    Ok(flag)
 }
 
 fn test(args: &[String]) -> Result<()> {

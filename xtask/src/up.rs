@@ -335,10 +335,13 @@ pub fn up(args: &[String]) -> Result<()> {
     }
     services.check_alive()?;
     print_guide(&bin, &merchant_id, &agents, &kafka, &redis, &token_file);
-    loop {
+    let stop = crate::stop_flag()?;
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
         services.check_alive()?;
-        thread::sleep(Duration::from_secs(1));
+        thread::sleep(Duration::from_millis(300));
     }
+    eprintln!("xtask: stopping the platform");
+    Ok(())
 }
 
 fn print_guide(

@@ -183,12 +183,18 @@ pub fn conclude(
             response.response_message
         );
     }
-    println!(
-        "approved: auth {} rrn {} amount {}",
-        response.approval_code,
-        response.rrn,
-        receipt::amount(response.amount.as_ref())
-    );
+    match &response.amount {
+        Some(amount) => println!(
+            "approved: auth {} rrn {} amount {}",
+            response.approval_code,
+            response.rrn,
+            receipt::amount(Some(amount))
+        ),
+        None => println!(
+            "approved: auth {} rrn {}",
+            response.approval_code, response.rrn
+        ),
+    }
     if let Some(balance) = &response.balance {
         println!("balance: {}", receipt::amount(Some(balance)));
     }
