@@ -437,3 +437,100 @@ fn no_card_number_track_or_pin_block_is_stored_or_logged() {
         );
     }
 }
+
+/// The agent's session (keys, batch) read from its data directory.
+fn session_value(platform: &Platform, device: &str, key: &str) -> String {
+    let text = std::fs::read_to_string(platform.device_dir(device).join("session.json")).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    match &json[key] {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+#[test]
+fn a_retransmitted_purchase_charges_once_and_another_amount_under_its_stan_is_refused() {
+    use pos_crypto::{DesKey, pinblock, retail_mac};
+    use pos_proto::v1::host_message::Body as HostBody;
+    use pos_proto::v1::terminal_message::Body;
+
+    let platform = Platform::start_full();
+    let merchant = platform.active_merchant();
+    let terminal = platform.ready_terminal(&merchant, "r");
+    let mac_key = DesKey::from_hex(&session_value(&platform, "r", "mac_key")).unwrap();
+    let pin_key = DesKey::from_hex(&session_value(&platform, "r", "pin_key")).unwrap();
+    let batch_no: u32 = session_value(&platform, "r", "batch_no").parse().unwrap();
+    let purchase = |amount: i64| {
+        let block = pinblock::format0("123456", MAGSTRIPE).unwrap();
+        Body::Purchase(pb::PurchaseRequest {
+            batch_no,
+            stan: 4242,
+            operator_no: "01".to_owned(),
+            amount: Some(pb::Money {
+                minor_units: amount,
+                currency: "CNY".to_owned(),
+            }),
+            card: Some(pb::CardData {
+                pan: MAGSTRIPE.to_owned(),
+                expiry: "3012".to_owned(),
+                service_code: "101".to_owned(),
+                track2: format!("{MAGSTRIPE}=30121010000000000"),
+                entry_mode: pb::CardEntryMode::Swipe as i32,
+                displayed_last4: "0077".to_owned(),
+                ..pb::CardData::default()
+            }),
+            pin_block: pin_key.encrypt_ecb(&block).unwrap(),
+            local_datetime: "2026-11-28T18:00:00".to_owned(),
+        })
+    };
+    let send = |seq: u64, body: Body| -> pb::TransactionResponse {
+        runtime().block_on(async {
+            let channel = tonic::transport::Channel::from_shared(platform.url())
+                .unwrap()
+                .connect()
+                .await
+                .unwrap();
+            let mut message = pb::TerminalMessage {
+                terminal_id: terminal.clone(),
+                message_seq: seq,
+                mac: Vec::new(),
+                body: Some(body),
+            };
+            message.mac = retail_mac(&mac_key, &message.encode_to_vec()).to_vec();
+            let mut answers =
+                pos_proto::v1::terminal_gateway_client::TerminalGatewayClient::new(channel)
+                    .connect(tokio_stream::iter([message]))
+                    .await
+                    .unwrap()
+                    .into_inner();
+            match answers.message().await.unwrap().and_then(|m| m.body) {
+                Some(HostBody::Transaction(t)) => t,
+                other => panic!("expected a transaction answer, got {other:?}"),
+            }
+        })
+    };
+
+    let before = platform.available_fen(MAGSTRIPE);
+    let first = send(1_000, purchase(2_500));
+    assert_eq!(first.response_code, "00", "{}", first.response_message);
+    let retry = send(1_001, purchase(2_500));
+    assert_eq!(
+        (retry.response_code.as_str(), retry.approval_code.as_str()),
+        ("00", first.approval_code.as_str())
+    );
+    assert_eq!(retry.rrn, first.rrn);
+    assert_eq!(
+        platform.available_fen(MAGSTRIPE),
+        before - 2_500,
+        "charged once"
+    );
+
+    let other = send(1_002, purchase(9_900));
+    assert_eq!(other.response_code, "94", "{}", other.response_message);
+    assert_eq!(platform.available_fen(MAGSTRIPE), before - 2_500);
+    let approvals = transaction_events(&platform)
+        .iter()
+        .filter(|e| matches!(e.payload, Some(Payload::AuthorizationApproved(_))))
+        .count();
+    assert_eq!(approvals, 1, "one approval event for one purchase");
+}
