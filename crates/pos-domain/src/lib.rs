@@ -8,6 +8,7 @@
 //! - [`pan`]: the card number, which renders masked and tokenizes with a keyed HMAC.
 //! - [`card`]: how the card was read (entry mode), its service code and its expiry.
 //! - [`response`]: the ISO 8583 / CUP DE39 response codes.
+//! - [`time`]: the calendar in China Standard Time (business dates, receipts).
 //!
 //! Every fallible constructor returns [`Result`] with the crate's one error type,
 //! [`DomainError`], whose messages say what was wrong and never contain a card number.
@@ -19,6 +20,7 @@ pub mod ids;
 pub mod money;
 pub mod pan;
 pub mod response;
+pub mod time;
 
 pub use card::{EntryMode, Expiry, ServiceCode};
 pub use error::{DomainError, Result};

@@ -36,3 +36,23 @@ pub enum TelemetryError {
     #[error("grpc reflection: {0}")]
     Reflection(String),
 }
+
+/// Completes on Ctrl-C (SIGINT) or SIGTERM: the shutdown signal every service passes to its
+/// servers so that they drain in-flight work before the process exits.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}

@@ -38,22 +38,10 @@ impl Date {
     }
 }
 
-/// The proleptic Gregorian date `days` after 1970-01-01 (Howard Hinnant's algorithm).
+/// The date `days` after 1970-01-01.
 fn civil_from_days(days: i64) -> Date {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    Date {
-        year,
-        month: u32::try_from(month).unwrap_or(1),
-        day: u32::try_from(day).unwrap_or(1),
-    }
+    let (year, month, day) = pos_domain::time::civil_from_days(days);
+    Date { year, month, day }
 }
 
 #[cfg(test)]

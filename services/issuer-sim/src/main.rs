@@ -51,29 +51,10 @@ async fn main() -> anyhow::Result<()> {
 async fn serve(args: config::ServeArgs) -> anyhow::Result<()> {
     args.validate()?;
     let telemetry = pos_telemetry::init(&TelemetryConfig::from_env("issuer-sim")?)?;
-    let result = app::run(args, shutdown_signal()).await;
+    let result = app::run(args, pos_telemetry::shutdown_signal()).await;
     if let Err(error) = &result {
         tracing::error!(error = %format!("{error:#}"), "issuer-sim stopped");
     }
     telemetry.shutdown();
     result
-}
-
-/// Completes on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
-    }
 }

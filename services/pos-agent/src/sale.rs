@@ -2,10 +2,9 @@
 //! masked number is shown for confirmation, the PIN becomes an ISO 9564 format-0 block under
 //! the PIN key, and on approval two receipts are printed and saved.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use anyhow::{Context, bail};
 use pos_crypto::{DesKey, pinblock};
+use pos_domain::time::ChinaTime;
 use pos_domain::{Currency, EntryMode, Money};
 use pos_proto::v1 as pb;
 use pos_proto::v1::host_message::Body as HostBody;
@@ -14,61 +13,18 @@ use crate::card::Card;
 use crate::emv::{self, TransactionData};
 use crate::receipt::{self, Copy};
 
-/// China Standard Time, the terminal's clock zone.
-const CST_OFFSET_SECS: i64 = 8 * 3_600;
-
-/// Civil date and time (UTC+8) of `unix` seconds: (year, month, day, hour, minute, second).
-fn civil(unix: i64) -> (i64, u32, u32, u32, u32, u32) {
-    let local = unix + CST_OFFSET_SECS;
-    let days = local.div_euclid(86_400);
-    let secs = local.rem_euclid(86_400);
-    // Days to civil date (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let (h, m, s) = (secs / 3_600, (secs % 3_600) / 60, secs % 60);
-    (year, month, day, h as u32, m as u32, s as u32)
-}
-
-/// The terminal's local time now.
-pub struct Clock {
-    year: i64,
-    month: u32,
-    day: u32,
-    hour: u32,
-    minute: u32,
-    second: u32,
-}
+/// The terminal's clock: China Standard Time.
+pub struct Clock(ChinaTime);
 
 impl Clock {
     /// The current local time.
     pub fn now() -> Self {
-        let unix = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
-        let (year, month, day, hour, minute, second) = civil(unix);
-        Self {
-            year,
-            month,
-            day,
-            hour,
-            minute,
-            second,
-        }
+        Self(ChinaTime::now())
     }
 
     /// "YYYY-MM-DDTHH:MM:SS" as the contracts carry local times.
     pub fn iso(&self) -> String {
-        format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-            self.year, self.month, self.day, self.hour, self.minute, self.second
-        )
+        self.0.iso()
     }
 
     /// "YYYY-MM-DD HH:MM:SS" for receipts.
@@ -78,11 +34,12 @@ impl Clock {
 
     /// "YYYY-MM-DD", the business date a cashier keys for a completion.
     pub fn date(&self) -> String {
-        format!("{:04}-{:02}-{:02}", self.year, self.month, self.day)
+        self.0.date_iso()
     }
 
     fn yymmdd(&self) -> u32 {
-        u32::try_from(self.year.rem_euclid(100)).unwrap_or(0) * 10_000 + self.month * 100 + self.day
+        let t = &self.0;
+        u32::try_from(t.year.rem_euclid(100)).unwrap_or(0) * 10_000 + t.month * 100 + t.day
     }
 }
 
@@ -218,13 +175,6 @@ pub fn conclude(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn civil_time_is_china_standard_time() {
-        // 2026-11-28T10:00:00Z is 18:00 in Shanghai.
-        assert_eq!(civil(1_795_860_000), (2026, 11, 28, 18, 0, 0));
-        assert_eq!(civil(0), (1970, 1, 1, 8, 0, 0));
-    }
 
     #[test]
     fn keyed_amounts_are_yuan_with_fen() {

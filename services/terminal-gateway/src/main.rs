@@ -28,29 +28,10 @@ async fn main() -> anyhow::Result<()> {
     let config = config::Config::parse();
     config.validate()?;
     let telemetry = pos_telemetry::init(&TelemetryConfig::from_env("terminal-gateway")?)?;
-    let result = app::run(config, shutdown_signal()).await;
+    let result = app::run(config, pos_telemetry::shutdown_signal()).await;
     if let Err(error) = &result {
         tracing::error!(error = %format!("{error:#}"), "terminal-gateway stopped");
     }
     telemetry.shutdown();
     result
-}
-
-/// Completes on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
-    }
 }

@@ -1,0 +1,130 @@
+//! Calendar time as the business sees it: China Standard Time (UTC+8, no daylight saving), in
+//! which terminals print receipts, banks date their business days and settlement cuts the day.
+//! One implementation of the calendar so that every service agrees on what day it is.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// China Standard Time's offset from UTC.
+pub const CHINA_OFFSET_SECS: i64 = 8 * 3_600;
+
+/// A date and time of day in China Standard Time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ChinaTime {
+    /// Year, e.g. 2026.
+    pub year: i64,
+    /// Month, 1..=12.
+    pub month: u32,
+    /// Day of the month, 1..=31.
+    pub day: u32,
+    /// Hour, 0..=23.
+    pub hour: u32,
+    /// Minute, 0..=59.
+    pub minute: u32,
+    /// Second, 0..=59.
+    pub second: u32,
+}
+
+impl ChinaTime {
+    /// The local time at `at` (times before 1970 count as 1970-01-01 08:00).
+    pub fn at(at: SystemTime) -> Self {
+        let unix = at
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 2));
+        Self::from_unix(unix)
+    }
+
+    /// The local time now.
+    pub fn now() -> Self {
+        Self::at(SystemTime::now())
+    }
+
+    /// The local time of `unix` seconds since 1970-01-01T00:00:00Z.
+    pub fn from_unix(unix: i64) -> Self {
+        let local = unix.saturating_add(CHINA_OFFSET_SECS);
+        let (year, month, day) = civil_from_days(local.div_euclid(86_400));
+        let secs = local.rem_euclid(86_400);
+        let part = |value: i64| u32::try_from(value).unwrap_or(0);
+        Self {
+            year,
+            month,
+            day,
+            hour: part(secs / 3_600),
+            minute: part((secs % 3_600) / 60),
+            second: part(secs % 60),
+        }
+    }
+
+    /// "YYYY-MM-DD", the business date.
+    pub fn date_iso(&self) -> String {
+        format!("{:04}-{:02}-{:02}", self.year, self.month, self.day)
+    }
+
+    /// "YYYY-MM-DDTHH:MM:SS", as the contracts carry local times.
+    pub fn iso(&self) -> String {
+        format!(
+            "{}T{:02}:{:02}:{:02}",
+            self.date_iso(),
+            self.hour,
+            self.minute,
+            self.second
+        )
+    }
+
+    /// Day of the year, 1..=366.
+    pub fn day_of_year(&self) -> u32 {
+        const BEFORE: [u32; 12] = [0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334];
+        let leap = is_leap(self.year) && self.month > 2;
+        BEFORE[(self.month.clamp(1, 12) - 1) as usize] + self.day + u32::from(leap)
+    }
+}
+
+/// Whether `year` is a leap year (proleptic Gregorian).
+pub fn is_leap(year: i64) -> bool {
+    (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
+}
+
+/// The (year, month, day) `days` after 1970-01-01 (Howard Hinnant's `civil_from_days`).
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    // day is 1..=31 and month 1..=12 by construction
+    (
+        year,
+        u32::try_from(month).unwrap_or(1),
+        u32::try_from(day).unwrap_or(1),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_time_is_china_standard_time() {
+        // 2026-11-28T10:00:00Z is 18:00 in Shanghai.
+        assert_eq!(
+            ChinaTime::from_unix(1_795_860_000).iso(),
+            "2026-11-28T18:00:00"
+        );
+        assert_eq!(ChinaTime::from_unix(0).iso(), "1970-01-01T08:00:00");
+        // 2024-02-29T15:59:59Z is 23:59:59 in Shanghai; one second later it is March.
+        assert_eq!(ChinaTime::from_unix(1_709_222_399).date_iso(), "2024-02-29");
+        assert_eq!(ChinaTime::from_unix(1_709_222_400).date_iso(), "2024-03-01");
+        // 2025-12-31T16:00:00Z is already 2026 in Shanghai.
+        assert_eq!(ChinaTime::from_unix(1_767_196_800).date_iso(), "2026-01-01");
+    }
+
+    #[test]
+    fn days_of_the_year_count_leap_days() {
+        assert_eq!(ChinaTime::from_unix(1_709_222_400).day_of_year(), 61); // 2024-03-01
+        assert_eq!(ChinaTime::from_unix(1_767_196_800).day_of_year(), 1);
+        assert_eq!(ChinaTime::from_unix(1_795_860_000).day_of_year(), 332); // 2026-11-28
+    }
+}
