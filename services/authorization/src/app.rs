@@ -70,13 +70,15 @@ pub async fn run(
     let lease =
         config.issuer_timeout() + config.fraud_timeout() + bus.publish_timeout + LEASE_MARGIN;
 
+    let tls = config.tls.config()?;
     let issuer = Issuer::new(
-        clients::channel(&config.issuer_url, config.issuer_timeout())?,
+        clients::channel(&config.issuer_url, config.issuer_timeout(), tls.as_ref())
+            .context("POS_ISSUER_URL")?,
         config.issuer_timeout(),
     );
     let fraud = match &config.fraud_url {
         Some(url) => Some(Fraud::new(
-            clients::channel(url, config.fraud_timeout())?,
+            clients::channel(url, config.fraud_timeout(), tls.as_ref()).context("POS_FRAUD_URL")?,
             config.fraud_timeout(),
         )),
         None => None,
@@ -117,9 +119,17 @@ pub async fn run(
         metrics = %metrics_addr,
         issuer = %config.issuer_url,
         fraud = config.fraud_url.as_deref().unwrap_or("not configured"),
+        mtls = tls.is_some(),
         "authorization serving"
     );
-    tonic::transport::Server::builder()
+    let builder = tonic::transport::Server::builder();
+    let mut builder = match &tls {
+        Some(tls) => builder
+            .tls_config(pos_tls::server_tls(tls)?)
+            .context("configuring mutual TLS")?,
+        None => builder,
+    };
+    builder
         .add_service(health)
         .add_service(pos_telemetry::grpc::reflection()?)
         .add_service(AuthorizationServer::new(AuthorizationApi(service)))

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use pos_proto::v1 as pb;
 use pos_proto::v1::fraud_check_client::FraudCheckClient;
 use pos_proto::v1::issuer_client::IssuerClient;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::metrics;
 
@@ -23,9 +23,14 @@ pub enum IssuerOutcome {
     Unknown(String),
 }
 
-/// A lazily connected channel to `url` that gives up connecting after `connect_timeout`.
-pub fn channel(url: &str, connect_timeout: Duration) -> anyhow::Result<Channel> {
-    Ok(Endpoint::from_shared(url.to_owned())?
+/// A lazily connected channel to `url` that gives up connecting after `connect_timeout`; over
+/// mutual TLS when `tls` is set (the URL is then `https://`).
+pub fn channel(
+    url: &str,
+    connect_timeout: Duration,
+    tls: Option<&pos_tls::TlsConfig>,
+) -> anyhow::Result<Channel> {
+    Ok(pos_tls::endpoint(url, tls)?
         .connect_timeout(connect_timeout)
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(30))

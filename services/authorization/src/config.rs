@@ -57,7 +57,8 @@ pub struct Config {
     /// The card token key file, shared with terminal-gateway (which creates it). Must exist.
     #[arg(long, env = "POS_TOKEN_KEY_FILE", default_value = ".pos/token-key.hex")]
     pub token_key_file: PathBuf,
-    /// The issuer's gRPC endpoint.
+    /// The issuer's gRPC endpoint; `https://` when mutual TLS (`POS_TLS_*`) is configured, the
+    /// issuer's certificate then being verified for the URL's host.
     #[arg(long, env = "POS_ISSUER_URL", default_value = "http://127.0.0.1:7010")]
     pub issuer_url: String,
     /// Deadline of an issuer call, in milliseconds; a missed deadline answers "91".
@@ -88,7 +89,8 @@ pub struct Config {
         default_value = "50000.00"
     )]
     pub default_transaction_limit: String,
-    /// fraud-check's gRPC endpoint; without it no fraud check is made (policy NONE).
+    /// fraud-check's gRPC endpoint (`https://` under mutual TLS); without it no fraud check is
+    /// made (policy NONE).
     #[arg(long, env = "POS_FRAUD_URL")]
     pub fraud_url: Option<String>,
     /// Deadline of a fraud-check call, in milliseconds.
@@ -105,6 +107,10 @@ pub struct Config {
     /// A pre-auth completion may exceed the pre-authorized amount by this fraction.
     #[arg(long, env = "POS_COMPLETION_TOLERANCE", default_value = "0.15")]
     pub completion_tolerance: String,
+    /// Mutual TLS of the gRPC server and of the issuer and fraud-check clients (`POS_TLS_CERT`,
+    /// `POS_TLS_KEY`, `POS_TLS_CA`); plaintext when none is set.
+    #[command(flatten)]
+    pub tls: pos_tls::TlsArgs,
 }
 
 impl Config {
@@ -122,9 +128,13 @@ impl Config {
             (1..=10_000).contains(&self.fraud_timeout_ms),
             "POS_FRAUD_TIMEOUT_MS must be between 1 and 10000"
         );
-        for url in std::iter::once(&self.issuer_url).chain(&self.fraud_url) {
+        let tls = self.tls.config()?;
+        for (name, url) in std::iter::once(("POS_ISSUER_URL", &self.issuer_url))
+            .chain(self.fraud_url.iter().map(|url| ("POS_FRAUD_URL", url)))
+        {
             tonic::transport::Endpoint::from_str(url)
-                .with_context(|| format!("{url:?} is not a valid http(s) URL"))?;
+                .with_context(|| format!("{name}: {url:?} is not a valid http(s) URL"))?;
+            pos_tls::check_url(url, tls.as_ref()).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
         }
         pos_crypto::DesKey::from_hex(&self.issuer_zpk)
             .map_err(|e| anyhow::anyhow!("POS_ISSUER_ZPK: {e}"))?;
@@ -259,5 +269,11 @@ mod tests {
         assert!(refused(&["--issuer-zpk", "0123"]).contains("POS_ISSUER_ZPK"));
         assert!(refused(&["--fraud-fail-open-below", "ten"]).contains("decimal number"));
         assert!(refused(&["--issuer-timeout-ms", "0"]).contains("POS_ISSUER_TIMEOUT_MS"));
+        assert!(refused(&["--tls-ca", "ca.pem"]).contains("POS_TLS_CERT, POS_TLS_KEY"));
+        let https_without_tls = refused(&["--issuer-url", "https://bank.example:7010"]);
+        assert!(
+            https_without_tls.contains("POS_TLS_CERT"),
+            "{https_without_tls}"
+        );
     }
 }

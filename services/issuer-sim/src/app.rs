@@ -78,6 +78,7 @@ pub async fn run(
         }
         None => info!("no seed file (POS_ISSUER_SEED): serving the cards already in the books"),
     }
+    let tls = config.tls.config()?;
     let pins = PinVerifier::new(config.zone_pin_key()?, config.zpk_id.clone());
     let rules = Rules {
         completion_tolerance_percent: config.completion_tolerance_percent,
@@ -98,8 +99,15 @@ pub async fn run(
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let listen = listener.local_addr()?;
-    info!(%listen, metrics = %metrics_addr, prefix = %config.books.redis_prefix, "issuer-sim serving");
-    tonic::transport::Server::builder()
+    info!(%listen, metrics = %metrics_addr, prefix = %config.books.redis_prefix, mtls = tls.is_some(), "issuer-sim serving");
+    let builder = tonic::transport::Server::builder();
+    let mut builder = match &tls {
+        Some(tls) => builder
+            .tls_config(pos_tls::server_tls(tls)?)
+            .context("configuring mutual TLS")?,
+        None => builder,
+    };
+    builder
         .add_service(health)
         .add_service(pos_telemetry::grpc::reflection()?)
         .add_service(IssuerServer::new(IssuerService(issuer)))

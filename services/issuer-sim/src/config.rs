@@ -134,6 +134,10 @@ pub struct ServeArgs {
     /// How long answers are kept for replay and reversal, in days (at least 7).
     #[arg(long, env = "POS_ISSUER_RECORD_RETENTION_DAYS", default_value_t = 30)]
     pub record_retention_days: u64,
+    /// Mutual TLS of the gRPC server (`POS_TLS_CERT`, `POS_TLS_KEY`, `POS_TLS_CA`); plaintext
+    /// when none is set.
+    #[command(flatten)]
+    pub tls: pos_tls::TlsArgs,
 }
 
 impl ServeArgs {
@@ -156,6 +160,7 @@ impl ServeArgs {
         if let Some(id) = &self.zpk_id {
             anyhow::ensure!(!id.is_empty(), "POS_ISSUER_ZPK_ID must not be empty");
         }
+        self.tls.config()?;
         Ok(())
     }
 
@@ -254,6 +259,14 @@ mod tests {
             panic!("not serve");
         };
         assert!(args.reseed && args.seed.is_some());
+        assert!(cli.serve.tls.config().unwrap().is_none());
+    }
+
+    #[test]
+    fn refuses_part_of_the_tls_settings() {
+        let cli = parse(&["issuer-sim", "--tls-cert", "cert.pem"]);
+        let error = cli.serve.validate().unwrap_err().to_string();
+        assert!(error.contains("POS_TLS_KEY, POS_TLS_CA"), "{error}");
     }
 
     #[test]

@@ -24,12 +24,23 @@ const SOFTWARE_VERSION: &str = concat!("pos-agent ", env!("CARGO_PKG_VERSION"));
 pub struct Terminal {
     dir: DataDir,
     gateway: String,
+    ca: Option<std::path::PathBuf>,
 }
 
 impl Terminal {
     /// A terminal whose state lives in `dir`, talking to `gateway`.
-    pub fn new(dir: DataDir, gateway: String) -> Self {
-        Self { dir, gateway }
+    pub fn new(dir: DataDir, gateway: String, ca: Option<std::path::PathBuf>) -> Self {
+        Self { dir, gateway, ca }
+    }
+
+    /// A connection to the host (https verified against `--ca`, or plain http).
+    async fn channel(&self) -> anyhow::Result<Channel> {
+        pos_tls::tool_endpoint(&self.gateway, self.ca.as_deref())
+            .with_context(|| format!("host address {}", self.gateway))?
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .connect()
+            .await
+            .with_context(|| format!("cannot reach the host at {}", self.gateway))
     }
 
     /// Activation: an ephemeral X25519 key pair, the code and the serial go to the host, the
@@ -39,10 +50,7 @@ impl Terminal {
             bail!("this device is already activated; use a fresh data directory to re-bind it");
         }
         let device = DeviceKeyPair::generate();
-        let channel = Channel::from_shared(self.gateway.clone())?
-            .connect()
-            .await
-            .with_context(|| format!("cannot reach the host at {}", self.gateway))?;
+        let channel = self.channel().await?;
         let answer = TerminalGatewayClient::new(channel)
             .activate(pb::ActivateRequest {
                 activation_code: code.trim().to_owned(),
@@ -98,7 +106,7 @@ impl Terminal {
             open_batch_no: previous.as_ref().map_or(0, |s| s.batch_no),
             pending_reversals: 0,
         };
-        let mut link = Link::open(&self.gateway, &identity.terminal_id).await?;
+        let mut link = Link::open(self.channel().await?, &identity.terminal_id).await?;
         let answer = link.exchange(1, Body::SignIn(request), &tmk, None).await?;
         let response = match answer {
             HostBody::SignIn(response) => response,
@@ -269,7 +277,7 @@ impl Terminal {
         let seq = session.take_seq();
         self.dir.save_session(session)?;
         let mac_key = session.mac_key()?;
-        let mut link = Link::open(&self.gateway, &identity.terminal_id).await?;
+        let mut link = Link::open(self.channel().await?, &identity.terminal_id).await?;
         link.exchange(seq, body, &mac_key, Some(&mac_key)).await
     }
 }

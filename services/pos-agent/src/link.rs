@@ -44,14 +44,8 @@ pub struct Link {
 }
 
 impl Link {
-    /// Connects to the gateway and opens the stream.
-    pub async fn open(gateway: &str, terminal_id: &str) -> anyhow::Result<Self> {
-        let channel = Channel::from_shared(gateway.to_owned())
-            .with_context(|| format!("bad gateway address {gateway}"))?
-            .connect_timeout(Duration::from_secs(10))
-            .connect()
-            .await
-            .with_context(|| format!("cannot reach the host at {gateway}"))?;
+    /// Opens the stream over a connection to the host.
+    pub async fn open(channel: Channel, terminal_id: &str) -> anyhow::Result<Self> {
         let (outgoing, receiver) = mpsc::channel(16);
         let incoming = TerminalGatewayClient::new(channel)
             .connect(ReceiverStream::new(receiver))

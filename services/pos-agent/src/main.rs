@@ -38,6 +38,9 @@ struct Cli {
         default_value = "http://127.0.0.1:7001"
     )]
     gateway: String,
+    /// CA certificate (PEM) that signed the host's certificate, for an https:// host.
+    #[arg(long, global = true, env = "POS_AGENT_CA")]
+    ca: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -147,7 +150,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = async {
         let dir = device::DataDir::open(&cli.data_dir)?;
-        let terminal = commands::Terminal::new(dir, cli.gateway.clone());
+        let terminal = commands::Terminal::new(dir, cli.gateway.clone(), cli.ca.clone());
         match cli.command {
             Command::Activate { code, serial } => terminal.activate(&code, &serial).await,
             Command::SignIn => terminal.sign_in().await,

@@ -24,6 +24,9 @@ pub struct Connection {
     /// Operator token (prefer POSCTL_TOKEN or --token-file: command lines are visible to others).
     #[arg(long, global = true, env = "POSCTL_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// CA certificate (PEM) that signed the gateway's certificate, for an https:// gateway.
+    #[arg(long, global = true, env = "POSCTL_CA")]
+    pub ca: Option<PathBuf>,
     /// File holding the operator token.
     #[arg(
         long,
@@ -76,8 +79,8 @@ impl Connection {
         let header: MetadataValue<_> = format!("Bearer {token}")
             .parse()
             .context("the operator token has characters that cannot be sent")?;
-        let channel = Channel::from_shared(self.gateway.clone())
-            .with_context(|| format!("bad gateway address {}", self.gateway))?
+        let channel = pos_tls::tool_endpoint(&self.gateway, self.ca.as_deref())
+            .with_context(|| format!("gateway address {}", self.gateway))?
             .connect()
             .await
             .with_context(|| format!("cannot reach the gateway at {}", self.gateway))?;

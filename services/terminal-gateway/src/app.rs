@@ -289,9 +289,10 @@ pub async fn run(
         }
     });
 
+    let tls = config.tls.config()?;
     let authorization = AuthorizationClient::new(
-        Channel::from_shared(config.authorization_url.clone())
-            .context("POS_AUTHORIZATION_URL is not a URL")?
+        pos_tls::endpoint(&config.authorization_url, tls.as_ref())
+            .context("POS_AUTHORIZATION_URL")?
             .connect_timeout(std::time::Duration::from_secs(5))
             .connect_lazy(),
     );
@@ -321,8 +322,15 @@ pub async fn run(
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
-    info!(listen = %config.listen, metrics = %metrics_addr, "terminal-gateway serving");
-    tonic::transport::Server::builder()
+    info!(listen = %config.listen, metrics = %metrics_addr, mtls = tls.is_some(), "terminal-gateway serving");
+    let builder = tonic::transport::Server::builder();
+    let mut builder = match &tls {
+        Some(tls) => builder
+            .tls_config(pos_tls::edge_server_tls(tls)?)
+            .context("configuring TLS")?,
+        None => builder,
+    };
+    builder
         .add_service(health)
         .add_service(pos_telemetry::grpc::reflection()?)
         .add_service(TerminalGatewayServer::new(crate::connect::TerminalService(

@@ -47,7 +47,8 @@ pub struct Config {
     /// When missing, an `admin` credential is created and its token written beside it.
     #[arg(long, env = "POS_OPERATORS_FILE", default_value = ".pos/operators")]
     pub operators_file: PathBuf,
-    /// The authorization service.
+    /// The authorization service; `https://` when mutual TLS (`POS_TLS_*`) is configured, its
+    /// certificate then being verified for the URL's host.
     #[arg(
         long,
         env = "POS_AUTHORIZATION_URL",
@@ -70,6 +71,10 @@ pub struct Config {
     /// Largest accepted difference between a terminal's clock and the host's at sign-in.
     #[arg(long, env = "POS_SIGN_IN_MAX_SKEW_SECS", default_value_t = 300)]
     pub sign_in_max_skew_secs: u64,
+    /// Mutual TLS of the gRPC server and of the authorization client (`POS_TLS_CERT`,
+    /// `POS_TLS_KEY`, `POS_TLS_CA`); plaintext when none is set.
+    #[command(flatten)]
+    pub tls: pos_tls::TlsArgs,
 }
 
 impl Config {
@@ -91,6 +96,9 @@ impl Config {
             self.mac_failure_limit >= 1,
             "POS_MAC_FAILURE_LIMIT must be at least 1"
         );
+        let tls = self.tls.config()?;
+        pos_tls::check_url(&self.authorization_url, tls.as_ref())
+            .map_err(|e| anyhow::anyhow!("POS_AUTHORIZATION_URL: {e}"))?;
         Ok(())
     }
 
