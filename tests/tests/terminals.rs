@@ -515,3 +515,34 @@ fn no_key_password_or_personal_number_reaches_logs_events_or_redis() {
         }
     }
 }
+
+#[test]
+fn activation_attempts_are_rate_limited() {
+    let platform = Platform::start();
+    let merchant = platform.active_merchant();
+    let terminal = platform.terminal(&merchant, "SN-GUESS");
+    let code = platform.activation_code(&terminal);
+    let wrong = if code == "00000000" {
+        "11111111"
+    } else {
+        "00000000"
+    };
+    let mut last = String::new();
+    for _ in 0..21 {
+        last = refused(platform.agent("g", &["activate", "--code", wrong, "--serial", "SN-OTHER"]));
+    }
+    assert!(last.contains("too many activation attempts"), "{last}");
+    // The limit is per device and address: the right code from the same address waits too.
+    let blocked =
+        refused(platform.agent("g", &["activate", "--code", &code, "--serial", "SN-GUESS"]));
+    assert!(
+        blocked.contains("too many activation attempts"),
+        "{blocked}"
+    );
+    let shown = ok(platform.posctl(&["terminal", "show", &terminal]));
+    assert_eq!(
+        field(&shown, "state"),
+        "registered",
+        "guessing activates nothing"
+    );
+}

@@ -44,7 +44,43 @@ pub async fn remember_code(
     Ok(())
 }
 
+/// Activation attempts allowed per device serial number and per network address in
+/// [`ATTEMPT_WINDOW`], on top of the attempts each code allows: a guesser cannot walk the code
+/// space by changing terminals, nor make the gateway scan its registry without limit.
+const MAX_ATTEMPTS_PER_WINDOW: u64 = 20;
+/// See [`MAX_ATTEMPTS_PER_WINDOW`].
+const ATTEMPT_WINDOW: Duration = Duration::from_secs(15 * 60);
+
 impl Gateway {
+    /// Counts an activation attempt of `serial` from `peer`; refuses once either has made too
+    /// many in the window.
+    pub async fn limit_activation_attempts(
+        &self,
+        peer: &str,
+        serial: &str,
+    ) -> std::result::Result<(), Status> {
+        let store = self.repo.store();
+        for (kind, value) in [("peer", peer), ("serial", serial)] {
+            if value.is_empty() {
+                continue;
+            }
+            let key = store.key(&["activation-attempts", kind, value]);
+            let attempts = store
+                .incr_fixed_window(&key, ATTEMPT_WINDOW)
+                .await
+                .map_err(|e| Status::from(GatewayError::from(e)))?;
+            if attempts > MAX_ATTEMPTS_PER_WINDOW {
+                metrics::ACTIVATIONS
+                    .with_label_values(&["rate_limited"])
+                    .inc();
+                return Err(Status::resource_exhausted(
+                    "too many activation attempts: wait 15 minutes, then ask for a new code",
+                ));
+            }
+        }
+        Ok(())
+    }
+
     async fn terminal_for_code(&self, hash: &str, serial: &str) -> Result<Option<TerminalState>> {
         let key = self.repo.store().key(&["activation-code", hash]);
         if let Some(id) = self.repo.store().get(&key).await? {

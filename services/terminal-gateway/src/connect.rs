@@ -33,6 +33,9 @@ use crate::app::{Gateway, now};
 use crate::error::{GatewayError, Result};
 use crate::{activation, metrics};
 
+/// MAC failures of one terminal recorded as events per hour (the rest are only counted).
+const MAC_FAILURE_EVENTS_PER_HOUR: u64 = 20;
+
 /// The gRPC face of the gateway for terminals (it needs an owned handle to spawn sessions).
 #[derive(Debug, Clone)]
 pub struct TerminalService(pub Arc<Gateway>);
@@ -354,6 +357,25 @@ impl Session {
         seq: u64,
         close: bool,
     ) {
+        // Every failure is counted in the metrics; at most MAC_FAILURE_EVENTS_PER_HOUR per
+        // terminal become events, so garbage sent under a terminal's id cannot grow its history
+        // without bound.
+        let key = self
+            .gateway
+            .repo
+            .store()
+            .key(&["mac-failure-events", terminal_id.as_str()]);
+        match self
+            .gateway
+            .repo
+            .store()
+            .incr_fixed_window(&key, Duration::from_secs(3_600))
+            .await
+        {
+            Ok(n) if n > MAC_FAILURE_EVENTS_PER_HOUR && !close => return,
+            Ok(_) => {}
+            Err(error) => warn!(%error, "counting MAC failures"),
+        }
         let command = TerminalCommand::RecordMacFailure {
             terminal_id: terminal_id.clone(),
             session_id: session_id.to_owned(),
@@ -719,7 +741,15 @@ impl TerminalGateway for TerminalService {
         &self,
         request: Request<pb::ActivateRequest>,
     ) -> std::result::Result<Response<pb::ActivateResponse>, Status> {
-        activation::answer(self.0.activate_device(request.into_inner()).await)
+        let peer = request
+            .remote_addr()
+            .map(|a| a.ip().to_string())
+            .unwrap_or_default();
+        let request = request.into_inner();
+        self.0
+            .limit_activation_attempts(&peer, &request.serial_number)
+            .await?;
+        activation::answer(self.0.activate_device(request).await)
     }
 
     type ConnectStream = HostStream;
