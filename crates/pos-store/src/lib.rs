@@ -95,30 +95,41 @@ impl Store {
         self.conn.clone()
     }
 
-    /// Deletes every key under this store's prefix (tests and rebuilds from the topics).
-    pub async fn flush_prefix(&self) -> Result<u64> {
-        let pattern = format!("{}:*", self.prefix);
+    /// Every key matching the glob `pattern` (a full key pattern, prefix included), by SCAN
+    /// so Redis is never blocked; for listings and maintenance, not for hot paths.
+    pub async fn scan_keys(&self, pattern: &str) -> Result<Vec<String>> {
         let mut conn = self.conn.clone();
         let mut cursor: u64 = 0;
-        let mut deleted = 0;
+        let mut keys = Vec::new();
         loop {
-            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
                 .arg(cursor)
                 .arg("MATCH")
-                .arg(&pattern)
+                .arg(pattern)
                 .arg("COUNT")
                 .arg(500)
                 .query_async(&mut conn)
                 .await?;
-            if !keys.is_empty() {
-                let n: u64 = redis::cmd("DEL").arg(&keys).query_async(&mut conn).await?;
-                deleted += n;
-            }
+            keys.extend(batch);
             if next == 0 {
-                return Ok(deleted);
+                keys.sort();
+                keys.dedup();
+                return Ok(keys);
             }
             cursor = next;
         }
+    }
+
+    /// Deletes every key under this store's prefix (tests and rebuilds from the topics).
+    pub async fn flush_prefix(&self) -> Result<u64> {
+        let keys = self.scan_keys(&format!("{}:*", self.prefix)).await?;
+        let mut conn = self.conn.clone();
+        let mut deleted = 0;
+        for chunk in keys.chunks(500) {
+            let n: u64 = redis::cmd("DEL").arg(chunk).query_async(&mut conn).await?;
+            deleted += n;
+        }
+        Ok(deleted)
     }
 }
 

@@ -330,34 +330,18 @@ impl Gateway {
     /// listings, not a hot path).
     pub(crate) async fn all_ids(&self, kind: &str, middle: &str) -> Result<Vec<String>> {
         let store = self.repo.store();
-        let pattern = store.key(&["agg", kind, middle, "events"]);
         let prefix = store.key(&["agg", kind, ""]);
-        let mut conn = store.connection();
-        let mut cursor: u64 = 0;
-        let mut ids = Vec::new();
-        loop {
-            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(500)
-                .query_async(&mut conn)
-                .await
-                .map_err(pos_store::StoreError::from)?;
-            ids.extend(keys.iter().filter_map(|k| {
+        let keys = store
+            .scan_keys(&store.key(&["agg", kind, middle, "events"]))
+            .await?;
+        Ok(keys
+            .iter()
+            .filter_map(|k| {
                 k.strip_prefix(&prefix)
                     .and_then(|rest| rest.strip_suffix(":events"))
                     .map(str::to_owned)
-            }));
-            if next == 0 {
-                break;
-            }
-            cursor = next;
-        }
-        ids.sort();
-        ids.dedup();
-        Ok(ids)
+            })
+            .collect())
     }
 }
 
