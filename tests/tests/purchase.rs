@@ -158,6 +158,8 @@ fn declines_give_their_code_move_no_money_and_are_recorded() {
     let cases = [
         ("51", LOW_BALANCE_CARD, "50.00", "123456"),
         ("55", DEBIT_CARD, "10.00", "999999"),
+        ("55", DEBIT_CARD, "10.00", "999999"),
+        ("75", DEBIT_CARD, "10.00", "999999"),
         ("54", EXPIRED_CARD, "10.00", "123456"),
         ("14", unknown.as_str(), "10.00", "123456"),
         ("61", LIMITED_CARD, "150.00", "123456"),
@@ -204,7 +206,10 @@ fn declines_give_their_code_move_no_money_and_are_recorded() {
             _ => None,
         })
         .collect();
-    assert_eq!(declined, vec!["51", "55", "54", "14", "61", "91"]);
+    assert_eq!(
+        declined,
+        vec!["51", "55", "55", "75", "54", "14", "61", "91"]
+    );
     assert!(
         !transaction_events(&platform)
             .iter()
