@@ -544,10 +544,16 @@ impl Session {
                     .await?;
                 Ok(ack("00", "signed out"))
             }
-            Body::Heartbeat(_) => Ok(HostBody::HeartbeatAck(pb::HeartbeatAck {
-                host_time: Some(prost_types::Timestamp::from(SystemTime::now())),
-                settlement_pending: false,
-            })),
+            Body::Heartbeat(_) => {
+                self.gateway
+                    .hot
+                    .fleet_heartbeat(terminal_id.as_str())
+                    .await?;
+                Ok(HostBody::HeartbeatAck(pb::HeartbeatAck {
+                    host_time: Some(prost_types::Timestamp::from(SystemTime::now())),
+                    settlement_pending: false,
+                }))
+            }
             Body::Purchase(_)
             | Body::BalanceInquiry(_)
             | Body::PreAuth(_)

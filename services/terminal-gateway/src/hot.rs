@@ -12,6 +12,9 @@ use pos_store::Store;
 
 use crate::error::Result;
 
+/// How long a terminal's connection count lives after its last change or heartbeat.
+const CONNECTION_TTL_MS: u64 = 3_600 * 1_000;
+
 /// How long the set of logged-in operators of a session is kept (a terminal signs in daily).
 const SESSION_TTL_MS: u64 = 36 * 3_600 * 1_000;
 
@@ -145,26 +148,60 @@ impl Hot {
         Ok(())
     }
 
-    /// Marks the terminal connected (or not) and seen now.
+    /// Counts a connection of the terminal opening (or closing) and marks it seen now. The
+    /// count expires an hour after its last change, so a gateway that dies with connections
+    /// open cannot leave a terminal "connected" for ever; heartbeats keep a long connection in.
     pub async fn fleet_seen(&self, terminal_id: &str, connected: bool) -> Result<()> {
         let connections = self.store.key(&["fleet-connections", terminal_id]);
         let mut conn = self.store.connection();
         let delta: i64 = if connected { 1 } else { -1 };
-        let open: i64 = redis_incr(&mut conn, &connections, delta).await?;
-        self.store
-            .hash_set(
-                &self.store.key(&["fleet", terminal_id]),
-                &[
-                    ("connected", if open > 0 { "1" } else { "0" }),
-                    ("last_seen", &now_secs().to_string()),
-                ],
-            )
-            .await?;
+        let () = redis::pipe()
+            .cmd("INCRBY")
+            .arg(&connections)
+            .arg(delta)
+            .ignore()
+            .cmd("PEXPIRE")
+            .arg(&connections)
+            .arg(CONNECTION_TTL_MS)
+            .ignore()
+            .cmd("HSET")
+            .arg(self.store.key(&["fleet", terminal_id]))
+            .arg("last_seen")
+            .arg(now_secs().to_string())
+            .ignore()
+            .query_async(&mut conn)
+            .await
+            .map_err(pos_store::StoreError::from)?;
+        Ok(())
+    }
+
+    /// Keeps a long connection counted (on heartbeats).
+    pub async fn fleet_heartbeat(&self, terminal_id: &str) -> Result<()> {
+        let mut conn = self.store.connection();
+        let () = redis::pipe()
+            .cmd("PEXPIRE")
+            .arg(self.store.key(&["fleet-connections", terminal_id]))
+            .arg(CONNECTION_TTL_MS)
+            .ignore()
+            .cmd("HSET")
+            .arg(self.store.key(&["fleet", terminal_id]))
+            .arg("last_seen")
+            .arg(now_secs().to_string())
+            .ignore()
+            .query_async(&mut conn)
+            .await
+            .map_err(pos_store::StoreError::from)?;
         Ok(())
     }
 
     /// The fleet view of one terminal.
     pub async fn fleet(&self, terminal_id: &str) -> Result<TerminalFleetStatus> {
+        let open_connections = self
+            .store
+            .get(&self.store.key(&["fleet-connections", terminal_id]))
+            .await?
+            .and_then(|v| String::from_utf8_lossy(&v).parse::<i64>().ok())
+            .unwrap_or(0);
         let fields = self
             .store
             .hash_get_all(&self.store.key(&["fleet", terminal_id]))
@@ -184,7 +221,7 @@ impl Hot {
         Ok(TerminalFleetStatus {
             terminal_id: terminal_id.to_owned(),
             merchant_id: get("merchant_id").to_owned(),
-            connected: get("connected") == "1",
+            connected: open_connections > 0,
             last_seen: time("last_seen"),
             software_version: get("software_version").to_owned(),
             batch_no: get("batch_no").parse().unwrap_or(0),
@@ -193,18 +230,4 @@ impl Hot {
             ..TerminalFleetStatus::default()
         })
     }
-}
-
-async fn redis_incr(
-    conn: &mut redis::aio::ConnectionManager,
-    key: &str,
-    delta: i64,
-) -> Result<i64> {
-    let value: i64 = redis::cmd("INCRBY")
-        .arg(key)
-        .arg(delta)
-        .query_async(conn)
-        .await
-        .map_err(pos_store::StoreError::from)?;
-    Ok(value)
 }
