@@ -369,6 +369,14 @@ fn operator_key(reference: Option<pb::OperatorRef>) -> Result<OperatorKey> {
     Ok(OperatorKey::new(terminal_id, operator_no))
 }
 
+/// The audit target of an operator request: `{terminal_id}:{operator_no}`.
+fn operator_target(reference: Option<&pb::OperatorRef>) -> (&'static str, String) {
+    let id = reference
+        .map(|o| format!("{}:{}", o.terminal_id, o.operator_no))
+        .unwrap_or_default();
+    ("operator", id)
+}
+
 fn merchant_id(text: &str) -> Result<MerchantId> {
     MerchantId::parse(text).map_err(|e| RegistryError::invalid("merchant_id", e.to_string()).into())
 }
@@ -680,15 +688,7 @@ impl TerminalManagement for Gateway {
         &self,
         request: Request<pb::CreateOperatorRequest>,
     ) -> Answer<pb::CreateOperatorResponse> {
-        let target = (
-            "operator",
-            request
-                .get_ref()
-                .operator
-                .as_ref()
-                .map(|o| format!("{}:{}", o.terminal_id, o.operator_no))
-                .unwrap_or_default(),
-        );
+        let target = operator_target(request.get_ref().operator.as_ref());
         self.operator_call(
             request,
             "CreateOperator",
@@ -715,15 +715,7 @@ impl TerminalManagement for Gateway {
         &self,
         request: Request<pb::UnlockOperatorRequest>,
     ) -> Answer<pb::UnlockOperatorResponse> {
-        let target = (
-            "operator",
-            request
-                .get_ref()
-                .operator
-                .as_ref()
-                .map(|o| format!("{}:{}", o.terminal_id, o.operator_no))
-                .unwrap_or_default(),
-        );
+        let target = operator_target(request.get_ref().operator.as_ref());
         self.operator_call(
             request,
             "UnlockOperator",
@@ -748,15 +740,7 @@ impl TerminalManagement for Gateway {
         &self,
         request: Request<pb::ResetOperatorPasswordRequest>,
     ) -> Answer<pb::ResetOperatorPasswordResponse> {
-        let target = (
-            "operator",
-            request
-                .get_ref()
-                .operator
-                .as_ref()
-                .map(|o| format!("{}:{}", o.terminal_id, o.operator_no))
-                .unwrap_or_default(),
-        );
+        let target = operator_target(request.get_ref().operator.as_ref());
         self.operator_call(
             request,
             "ResetOperatorPassword",
