@@ -55,8 +55,8 @@ pub struct Config {
         default_value = "http://127.0.0.1:7002"
     )]
     pub authorization_url: String,
-    /// How long a terminal's financial request may take end to end before the gateway answers
-    /// "96" (the terminal then reverses it), in milliseconds.
+    /// How long the gateway waits for the authorization service before it answers the terminal
+    /// "96", in milliseconds (the outcome at the issuer may then be unknown: reversals handle it).
     #[arg(long, env = "POS_AUTHORIZATION_TIMEOUT_MS", default_value_t = 30_000)]
     pub authorization_timeout_ms: u64,
     /// How long an activation code stays valid, in seconds.
