@@ -1,10 +1,12 @@
 //! Running the project's own binaries in tests, as a user would: each service is a child
 //! process with its own log file, killed when the handle is dropped (also when a test fails).
 
+use std::collections::BTreeSet;
 use std::fs::File;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 /// The path of a workspace binary (built by `cargo test --workspace` / `cargo build`): it sits
@@ -24,12 +26,26 @@ pub fn bin_path(name: &str) -> PathBuf {
     path
 }
 
-/// A free loopback port (released before returning; the service binds it right after).
+/// Ports handed out by [`free_port`] in this process.
+static GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+
+/// A free loopback port for a service a test starts (released before returning; the service
+/// binds it right after). Ports come from 20000..32000, below Linux's ephemeral range, so that
+/// neither the kernel's choice for an outgoing connection nor another `bind(0)` takes them in
+/// the meantime, and no port is handed out twice in one test process.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+    let mut given = GIVEN.lock().unwrap_or_else(PoisonError::into_inner);
+    loop {
+        let random = uuid::Uuid::new_v4().as_u128();
+        let port = 20_000 + u16::try_from(random % 12_000).unwrap_or(0);
+        if given.contains(&port) {
+            continue;
+        }
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            given.insert(port);
+            return port;
+        }
+    }
 }
 
 /// A running child process that is killed on drop.
