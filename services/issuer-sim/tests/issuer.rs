@@ -3,7 +3,6 @@
 //! own Redis key prefix and seed file, so tests run in parallel.
 
 use std::collections::HashMap;
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -58,8 +57,7 @@ fn redis_url() -> String {
 }
 
 fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    listener.local_addr().expect("local addr").port()
+    pos_testkit::free_port()
 }
 
 /// One running bank: the binary, its prefix, its seed file and its log.
