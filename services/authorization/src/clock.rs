@@ -2,10 +2,9 @@
 //! month a card's expiry is compared with, and the business date of a decision (the calendar
 //! date in Asia/Shanghai; settlement's cut-off rule, when it has one, is applied there).
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
-/// Offset of China Standard Time from UTC, in seconds.
-const CST_OFFSET_SECONDS: i64 = 8 * 3600;
+use pos_domain::time::ChinaTime;
 
 /// A calendar date.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,15 +20,12 @@ pub struct Date {
 impl Date {
     /// The date of `at` in China Standard Time.
     pub fn in_china(at: SystemTime) -> Self {
-        let seconds = match at.duration_since(UNIX_EPOCH) {
-            Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-            Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
-        };
-        civil_from_days(
-            seconds
-                .saturating_add(CST_OFFSET_SECONDS)
-                .div_euclid(86_400),
-        )
+        let t = ChinaTime::at(at);
+        Self {
+            year: t.year,
+            month: t.month,
+            day: t.day,
+        }
     }
 
     /// "YYYY-MM-DD".
@@ -38,15 +34,9 @@ impl Date {
     }
 }
 
-/// The date `days` after 1970-01-01.
-fn civil_from_days(days: i64) -> Date {
-    let (year, month, day) = pos_domain::time::civil_from_days(days);
-    Date { year, month, day }
-}
-
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
+    use std::time::{Duration, UNIX_EPOCH};
 
     use super::*;
 

@@ -5,10 +5,9 @@
 //! The business date is the calendar day in China: this bank has no cut-off hour, so a
 //! transaction at 23:59:59 and one at 00:00:00 belong to consecutive business dates.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
-/// Offset of China Standard Time from UTC, in seconds.
-const CST_OFFSET_SECONDS: i64 = 8 * 3600;
+use pos_domain::time::ChinaTime;
 
 /// A wall-clock instant in China Standard Time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,22 +29,14 @@ pub struct BankTime {
 impl BankTime {
     /// The wall clock in China at `at`.
     pub fn at(at: SystemTime) -> Self {
-        let unix = match at.duration_since(UNIX_EPOCH) {
-            Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-            Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
-        };
-        let local = unix.saturating_add(CST_OFFSET_SECONDS);
-        let (year, month, day) = civil_from_days(local.div_euclid(86_400));
-        let second_of_day = local.rem_euclid(86_400);
-        // Each part is bounded by construction (hour < 24, minute and second < 60).
-        let part = |value: i64| u32::try_from(value).unwrap_or(0);
+        let t = ChinaTime::at(at);
         Self {
-            year,
-            month,
-            day,
-            hour: part(second_of_day / 3600),
-            minute: part(second_of_day % 3600 / 60),
-            second: part(second_of_day % 60),
+            year: t.year,
+            month: t.month,
+            day: t.day,
+            hour: t.hour,
+            minute: t.minute,
+            second: t.second,
         }
     }
 
@@ -72,10 +63,15 @@ impl BankTime {
 
     /// Day of the year, 1 to 366.
     pub fn day_of_year(&self) -> u32 {
-        const BEFORE_MONTH: [u32; 12] = [0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334];
-        let index = usize::try_from(self.month.clamp(1, 12) - 1).unwrap_or(0);
-        let leap_day = u32::from(self.month > 2 && is_leap(self.year));
-        BEFORE_MONTH[index] + leap_day + self.day
+        let t = ChinaTime {
+            year: self.year,
+            month: self.month,
+            day: self.day,
+            hour: self.hour,
+            minute: self.minute,
+            second: self.second,
+        };
+        t.day_of_year()
     }
 
     /// The first four characters of every RRN of this business date: the last digit of the
@@ -93,11 +89,9 @@ impl BankTime {
     }
 }
 
-use pos_domain::time::{civil_from_days, is_leap};
-
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
+    use std::time::{Duration, UNIX_EPOCH};
 
     use super::*;
 

@@ -152,42 +152,33 @@ impl Hot {
     /// count expires an hour after its last change, so a gateway that dies with connections
     /// open cannot leave a terminal "connected" for ever; heartbeats keep a long connection in.
     pub async fn fleet_seen(&self, terminal_id: &str, connected: bool) -> Result<()> {
-        let connections = self.store.key(&["fleet-connections", terminal_id]);
-        let mut conn = self.store.connection();
-        let delta: i64 = if connected { 1 } else { -1 };
-        let () = redis::pipe()
-            .cmd("INCRBY")
-            .arg(&connections)
-            .arg(delta)
-            .ignore()
-            .cmd("PEXPIRE")
-            .arg(&connections)
-            .arg(CONNECTION_TTL_MS)
-            .ignore()
-            .cmd("HSET")
-            .arg(self.store.key(&["fleet", terminal_id]))
-            .arg("last_seen")
-            .arg(now_secs().to_string())
-            .ignore()
-            .query_async(&mut conn)
+        self.touch(terminal_id, Some(if connected { 1 } else { -1 }))
             .await
-            .map_err(pos_store::StoreError::from)?;
-        Ok(())
     }
 
     /// Keeps a long connection counted (on heartbeats).
     pub async fn fleet_heartbeat(&self, terminal_id: &str) -> Result<()> {
-        let mut conn = self.store.connection();
-        let () = redis::pipe()
-            .cmd("PEXPIRE")
-            .arg(self.store.key(&["fleet-connections", terminal_id]))
+        self.touch(terminal_id, None).await
+    }
+
+    /// Adds `delta` to the open connections (if any), renews their expiry, records "seen now".
+    async fn touch(&self, terminal_id: &str, delta: Option<i64>) -> Result<()> {
+        let connections = self.store.key(&["fleet-connections", terminal_id]);
+        let mut pipe = redis::pipe();
+        if let Some(delta) = delta {
+            pipe.cmd("INCRBY").arg(&connections).arg(delta).ignore();
+        }
+        pipe.cmd("PEXPIRE")
+            .arg(&connections)
             .arg(CONNECTION_TTL_MS)
             .ignore()
             .cmd("HSET")
             .arg(self.store.key(&["fleet", terminal_id]))
             .arg("last_seen")
             .arg(now_secs().to_string())
-            .ignore()
+            .ignore();
+        let mut conn = self.store.connection();
+        let () = pipe
             .query_async(&mut conn)
             .await
             .map_err(pos_store::StoreError::from)?;
