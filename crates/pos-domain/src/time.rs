@@ -102,9 +102,57 @@ pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
     )
 }
 
+/// Days from 1970-01-01 to the date "YYYY-MM-DD" (the inverse of [`civil_from_days`]); `None`
+/// when the text is not a valid calendar date.
+pub fn days_from_iso_date(date: &str) -> Option<i64> {
+    let mut parts = date.split('-');
+    let (year, month, day) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || year.len() != 4 || month.len() != 2 || day.len() != 2 {
+        return None;
+    }
+    let year: i64 = year.parse().ok()?;
+    let month: u32 = month.parse().ok()?;
+    let day: u32 = day.parse().ok()?;
+    const LENGTHS: [u32; 12] = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    let length = match month {
+        2 if is_leap(year) => 29,
+        1..=12 => LENGTHS[(month - 1) as usize],
+        _ => return None,
+    };
+    if !(1..=length).contains(&day) {
+        return None;
+    }
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = i64::from(if month > 2 { month - 3 } else { month + 9 });
+    let doy = (153 * mp + 2) / 5 + i64::from(day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    Some(era * 146_097 + doe - 719_468)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn iso_dates_count_days_both_ways() {
+        assert_eq!(days_from_iso_date("1970-01-01"), Some(0));
+        assert_eq!(days_from_iso_date("2024-03-01"), Some(19_783));
+        for days in [-1, 0, 59, 19_782, 20_785, 30_000] {
+            let (y, m, d) = civil_from_days(days);
+            let text = format!("{y:04}-{m:02}-{d:02}");
+            assert_eq!(days_from_iso_date(&text), Some(days), "{text}");
+        }
+        assert_eq!(days_from_iso_date("2026-02-29"), None);
+        assert_eq!(
+            days_from_iso_date("2024-02-29").map(|d| d + 1),
+            days_from_iso_date("2024-03-01")
+        );
+        assert_eq!(days_from_iso_date("2026-13-01"), None);
+        assert_eq!(days_from_iso_date("2026-1-01"), None);
+        assert_eq!(days_from_iso_date("yesterday"), None);
+    }
 
     #[test]
     fn local_time_is_china_standard_time() {

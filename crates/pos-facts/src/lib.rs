@@ -12,6 +12,8 @@
 //! - `facts:terminal:{terminal_id}`: status, merchant_id;
 //! - `session:{terminal_id}`: key_version, pin, mac (hex of keys under the LMK), session_id.
 
+pub mod txn;
+
 use pos_crypto::KeyUnderLmk;
 use pos_store::{Result, Store, StoreError};
 

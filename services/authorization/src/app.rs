@@ -23,8 +23,8 @@ use crate::clients::{self, Fraud, Issuer};
 use crate::config::Config;
 use crate::grpc::AuthorizationApi;
 use crate::idempotency::Idempotency;
-use crate::records::Records;
 use crate::service::{PRODUCER, Service, ZoneKey};
+use pos_facts::txn::Records;
 
 /// Margin on top of the slowest path of a request before its pending claim counts as abandoned.
 const LEASE_MARGIN: Duration = Duration::from_secs(5);

@@ -9,8 +9,8 @@ use pos_proto::v1 as pb;
 use prost_types::Timestamp;
 
 use crate::model::{Kind, Request, Trace};
-use crate::records::TxnRecord;
 use crate::rules::Decline;
+use pos_facts::txn::TxnRecord;
 
 /// What fraud-check contributed.
 #[derive(Debug, Clone, PartialEq)]

@@ -142,6 +142,8 @@ pub enum Claim {
     Done(Box<pb::AuthorizationResponse>),
     /// The key was used by a request with other content.
     Conflict,
+    /// The terminal (or the host) already reversed this request: it must not run.
+    Reversed,
 }
 
 /// Replaces the record only if it is still the one read (compare and set, TTL kept).
@@ -153,6 +155,24 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
   return 1
 end
 return 0
+",
+    )
+});
+
+/// Claims a key unless the request was reversed: `{0, ''}` claimed, `{1, record}` the key
+/// holds `record`, `{2, ''}` the reversal service marked the request as reversed.
+static CLAIM: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  return {2, ''}
+end
+local existing = redis.call('GET', KEYS[1])
+if existing then
+  return {1, existing}
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return {0, ''}
 ",
     )
 });
@@ -171,12 +191,12 @@ impl Idempotency {
     }
 
     fn key(&self, trace: &Trace) -> String {
-        let (batch, stan) = (
-            trace.batch_no.value().to_string(),
-            trace.stan.value().to_string(),
-        );
-        self.store
-            .key(&["authz", "idem", trace.terminal_id.as_str(), &batch, &stan])
+        pos_facts::txn::claim_key(
+            &self.store,
+            trace.terminal_id.as_str(),
+            trace.batch_no.value(),
+            trace.stan.value(),
+        )
     }
 
     /// Claims the key of `trace` for a request with `fingerprint` and `transaction_id`.
@@ -189,12 +209,30 @@ impl Idempotency {
     ) -> Result<Claim> {
         let key = self.key(trace);
         let mine = Record::pending(fingerprint, transaction_id, now);
-        let Some(existing) = self
-            .store
-            .set_if_absent(&key, &mine.encode(), RECORD_TTL)
-            .await?
-        else {
-            return Ok(Claim::New);
+        let mark = pos_facts::txn::reversal_mark_key(
+            &self.store,
+            trace.terminal_id.as_str(),
+            trace.batch_no.value(),
+            trace.stan.value(),
+        );
+        let mut conn = self.store.connection();
+        let (outcome, existing): (u8, Vec<u8>) = CLAIM
+            .key(&key)
+            .key(&mark)
+            .arg(mine.encode())
+            .arg(u64::try_from(RECORD_TTL.as_millis()).unwrap_or(u64::MAX))
+            .invoke_async(&mut conn)
+            .await?;
+        let existing = match outcome {
+            0 => return Ok(Claim::New),
+            2 => return Ok(Claim::Reversed),
+            _ if existing.is_empty() => {
+                return Err(StoreError::Corrupt {
+                    key,
+                    detail: "the claim script answered without the record".to_owned(),
+                });
+            }
+            _ => existing,
         };
         let found: Record = serde_json::from_slice(&existing).map_err(|e| StoreError::Corrupt {
             key: key.clone(),

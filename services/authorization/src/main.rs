@@ -6,7 +6,7 @@
 //! `service` (the flow, with `checks`, `calls` and `record` for its steps), `model` (the
 //! request), `rules` (pure validation and policies), `emv` and `tlv` (field 55), `idempotency`
 //! (terminal id + batch + STAN), `clients` (issuer and fraud-check calls), `decision` (event,
-//! answer and record of a decision), `records` (the transaction records in Redis), `rebuild`
+//! answer and record of a decision; its record is `pos_facts::txn`), `rebuild`
 //! (records and answers from the topic after a flush), `clock`, `metrics`, `error` (one
 //! mapping to gRPC codes).
 
@@ -22,7 +22,6 @@ mod idempotency;
 mod metrics;
 mod model;
 mod rebuild;
-mod records;
 mod rules;
 mod service;
 mod tlv;

@@ -21,8 +21,8 @@ use tracing::info;
 use crate::decision::response_from_facts;
 use crate::idempotency::{self, Idempotency, Record};
 use crate::model::{Kind, Trace};
-use crate::records::{self, Records, TxnRecord};
 use crate::service::AGGREGATE;
+use pos_facts::txn::{self, Records, TxnRecord};
 
 /// Rebuilds the records from the topic unless the marker says they are complete.
 pub async fn rebuild_if_needed(
@@ -111,7 +111,7 @@ async fn apply(
     let age = now
         .duration_since(instant(&occurred))
         .unwrap_or(Duration::ZERO);
-    let Some(record_ttl) = records::RECORD_TTL.checked_sub(age) else {
+    let Some(record_ttl) = txn::RECORD_TTL.checked_sub(age) else {
         return Ok(None);
     };
     let record = TxnRecord::from_facts(facts);

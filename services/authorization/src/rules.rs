@@ -29,7 +29,7 @@ use rust_decimal::Decimal;
 use crate::clock::Date;
 use crate::emv::{self, ChipData};
 use crate::model::{Kind, Request};
-use crate::records::TxnRecord;
+use pos_facts::txn::TxnRecord;
 
 /// The deployment's settings that decisions depend on.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -13,8 +13,8 @@ use super::{Service, store_failure};
 use crate::clock::Date;
 use crate::decision::Decision;
 use crate::model::Request;
-use crate::records::TxnRecord;
 use crate::rules::{self, Checked, Decline};
+use pos_facts::txn::TxnRecord;
 
 impl Service {
     /// The merchant's and terminal's facts, and the request checked against them.

@@ -39,8 +39,8 @@ use crate::error::Result;
 use crate::idempotency::{self, Claim, Idempotency};
 use crate::metrics;
 use crate::model::{Kind, Request};
-use crate::records::Records;
 use crate::rules::{Decline, Rules};
+use pos_facts::txn::Records;
 
 /// Aggregate type of the events this service writes.
 pub const AGGREGATE: &str = "transaction";
@@ -134,6 +134,15 @@ impl Service {
                     &request,
                     ResponseCode::SystemMalfunction,
                     "the same request is still being processed: try again later",
+                ));
+            }
+            Claim::Reversed => {
+                metrics::IDEMPOTENCY.with_label_values(&["reversed"]).inc();
+                warn!(trace = %request.trace, "request arrived after its reversal");
+                return Ok(self.unrecorded_answer(
+                    &request,
+                    ResponseCode::InvalidTransaction,
+                    "this transaction was already reversed: start a new one",
                 ));
             }
             Claim::Conflict => {

@@ -1,7 +1,7 @@
-//! This service's own record of every transaction it decided, in Redis beside the events:
-//! completions and pre-auth voids find their pre-authorization here, and the reversal service
-//! can look a transaction up by its trace or RRN. Never a PAN: the card is its token and masked
-//! form.
+//! The record of every transaction authorization decided, in Redis beside the events:
+//! authorization writes them (completions and pre-auth voids find their pre-authorization
+//! here), the reversal service reads them to find an original by its trace or RRN. Never a PAN:
+//! the card is its token and masked form.
 //!
 //! Layout under the deployment prefix (all with the same time to live, [`RECORD_TTL`]):
 //! - `txn:{transaction_id}`: hash of [`TxnRecord`];
@@ -9,6 +9,7 @@
 //! - `txn:rrn:{rrn}`: the transaction id with that RRN (approved and issuer-declined ones);
 //! - `txn:approval:{card_token}:{approval_code}`: the approved transaction of that card with
 //!   that approval code (how a completion names its pre-authorization);
+//! - `reversal:trace:{terminal_id}:{batch_no}:{stan}`: see [`reversal_mark_key`];
 //! - `txn:unrecorded`: sorted set (score = milliseconds since the epoch) of transactions the
 //!   issuer may have approved but whose decision event could not be published (their
 //!   `txn:{id}` has `unrecorded` = 1 and `answered` = 96, the code the terminal got); the
@@ -19,8 +20,6 @@ use std::time::Duration;
 
 use pos_proto::v1 as pb;
 use pos_store::{Result, Store};
-
-use crate::model::Kind;
 
 /// How long records are kept: longer than the 30 days within which CUP allows a pre-auth to be
 /// completed.
@@ -39,12 +38,71 @@ return 0
     )
 });
 
-/// A decided transaction as this service keeps it.
+/// Key of authorization's idempotency claim of a terminal request (JSON with the
+/// `transaction_id` it runs under, from the moment the request is claimed).
+pub fn claim_key(store: &Store, terminal_id: &str, batch_no: u32, stan: u32) -> String {
+    let (batch, stan) = (batch_no.to_string(), stan.to_string());
+    store.key(&["authz", "idem", terminal_id, &batch, &stan])
+}
+
+/// Key of the mark the reversal service leaves on a terminal request it was asked to reverse,
+/// `reversal:trace:{terminal_id}:{batch_no}:{stan}` (value: the reversal id). authorization
+/// refuses to start a request that carries the mark, so an original arriving after its
+/// reversal never moves money.
+pub fn reversal_mark_key(store: &Store, terminal_id: &str, batch_no: u32, stan: u32) -> String {
+    let (batch, stan) = (batch_no.to_string(), stan.to_string());
+    store.key(&["reversal", "trace", terminal_id, &batch, &stan])
+}
+
+/// The transaction id an idempotency claim record names (its JSON `transaction_id`).
+pub fn claimed_transaction_id(record: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Claimed {
+        transaction_id: String,
+    }
+    serde_json::from_slice::<Claimed>(record)
+        .ok()
+        .map(|c| c.transaction_id)
+        .filter(|id| !id.is_empty())
+}
+
+/// [`TxnRecord::kind`] of a pre-authorization.
+pub const PRE_AUTH: &str = "pre_auth";
+
+/// The [`TxnRecord::kind`] of the transaction types authorization decides.
+pub fn kind_name(kind: pb::TransactionType) -> Option<&'static str> {
+    use pb::TransactionType as T;
+    match kind {
+        T::Purchase => Some("purchase"),
+        T::BalanceInquiry => Some("balance_inquiry"),
+        T::PreAuth => Some(PRE_AUTH),
+        T::PreAuthCompletion => Some("pre_auth_completion"),
+        T::PreAuthVoid => Some("pre_auth_void"),
+        _ => None,
+    }
+}
+
+/// The transaction type of a [`TxnRecord::kind`].
+pub fn kind_type(kind: &str) -> pb::TransactionType {
+    use pb::TransactionType as T;
+    [
+        T::Purchase,
+        T::BalanceInquiry,
+        T::PreAuth,
+        T::PreAuthCompletion,
+        T::PreAuthVoid,
+    ]
+    .into_iter()
+    .find(|t| kind_name(*t) == Some(kind))
+    .unwrap_or(T::Unspecified)
+}
+
+/// A decided transaction as authorization keeps it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TxnRecord {
     /// Transaction id (UUIDv7), also the issuer's acquirer transaction id.
     pub transaction_id: String,
-    /// [`crate::model::Kind::as_str`] of the transaction.
+    /// [`kind_name`] of the transaction type.
     pub kind: String,
     /// Terminal.
     pub terminal_id: String,
@@ -54,6 +112,8 @@ pub struct TxnRecord {
     pub stan: u32,
     /// Merchant.
     pub merchant_id: String,
+    /// Operator number on the terminal.
+    pub operator_no: String,
     /// Requested amount in minor units; `None` for balance inquiry.
     pub amount_minor: Option<i64>,
     /// Currency of the amount.
@@ -80,23 +140,29 @@ pub struct TxnRecord {
     pub hold_state: String,
     /// For a pre-auth no longer held: the transaction that completed or voided it.
     pub settled_by: String,
+    /// The issuer may have acted but the decision's event was never published (the terminal
+    /// was answered "96"); written only by [`Records::save_unrecorded`].
+    pub unrecorded: bool,
 }
 
 impl TxnRecord {
     /// The record of a decision from the facts of its event.
     pub fn from_facts(facts: &pb::TransactionFacts) -> Self {
-        let kind = Kind::from_proto(facts.transaction_type);
+        let kind = pb::TransactionType::try_from(facts.transaction_type)
+            .ok()
+            .and_then(kind_name);
         let amount = facts.amount.clone();
         let card = facts.card.clone().unwrap_or_default();
         let trace = facts.trace.clone().unwrap_or_default();
         let approved = facts.response_code == "00";
         Self {
             transaction_id: facts.transaction_id.clone(),
-            kind: kind.map(Kind::as_str).unwrap_or_default().to_owned(),
+            kind: kind.unwrap_or_default().to_owned(),
             terminal_id: trace.terminal_id,
             batch_no: trace.batch_no,
             stan: trace.stan,
             merchant_id: facts.merchant_id.clone(),
+            operator_no: facts.operator_no.clone(),
             amount_minor: amount.as_ref().map(|m| m.minor_units),
             currency: amount.map(|m| m.currency).unwrap_or_default(),
             card_token: card.card_token,
@@ -112,12 +178,13 @@ impl TxnRecord {
                 .as_ref()
                 .map(|o| o.transaction_id.clone())
                 .unwrap_or_default(),
-            hold_state: if approved && kind == Some(Kind::PreAuth) {
+            hold_state: if approved && kind == Some(PRE_AUTH) {
                 "held".to_owned()
             } else {
                 String::new()
             },
             settled_by: String::new(),
+            unrecorded: false,
         }
     }
 
@@ -134,6 +201,7 @@ impl TxnRecord {
             ("batch_no", self.batch_no.to_string()),
             ("stan", self.stan.to_string()),
             ("merchant_id", self.merchant_id.clone()),
+            ("operator_no", self.operator_no.clone()),
             (
                 "amount_minor",
                 self.amount_minor.map(|a| a.to_string()).unwrap_or_default(),
@@ -170,6 +238,7 @@ impl TxnRecord {
             batch_no: get("batch_no").parse().unwrap_or(0),
             stan: get("stan").parse().unwrap_or(0),
             merchant_id: get("merchant_id"),
+            operator_no: get("operator_no"),
             amount_minor: get("amount_minor").parse().ok(),
             currency: get("currency"),
             card_token: get("card_token"),
@@ -183,6 +252,7 @@ impl TxnRecord {
             original_transaction_id: get("original_transaction_id"),
             hold_state: get("hold_state"),
             settled_by: get("settled_by"),
+            unrecorded: get("unrecorded") == "1",
         }
     }
 }
@@ -349,6 +419,34 @@ impl Records {
             .ignore();
         let mut conn = self.store.connection();
         let () = pipe.query_async(&mut conn).await?;
+        Ok(())
+    }
+}
+
+impl Records {
+    /// Up to `limit` transactions listed as unrecorded, oldest first.
+    pub async fn unrecorded(&self, limit: usize) -> Result<Vec<String>> {
+        let mut conn = self.store.connection();
+        let stop = isize::try_from(limit)
+            .unwrap_or(isize::MAX)
+            .saturating_sub(1);
+        let ids: Vec<String> = redis::cmd("ZRANGE")
+            .arg(self.store.key(&["txn", "unrecorded"]))
+            .arg(0)
+            .arg(stop)
+            .query_async(&mut conn)
+            .await?;
+        Ok(ids)
+    }
+
+    /// Takes transaction `id` off the unrecorded list (it was reversed at the issuer).
+    pub async fn forget_unrecorded(&self, id: &str) -> Result<()> {
+        let mut conn = self.store.connection();
+        let _: u8 = redis::cmd("ZREM")
+            .arg(self.store.key(&["txn", "unrecorded"]))
+            .arg(id)
+            .query_async(&mut conn)
+            .await?;
         Ok(())
     }
 }
