@@ -83,6 +83,7 @@ pub async fn run(
     let rules = Rules {
         completion_tolerance_percent: config.completion_tolerance_percent,
         pin_try_limit: config.pin_try_limit,
+        answer_delay: std::time::Duration::from_millis(config.answer_delay_ms),
     };
     let issuer = Arc::new(Issuer::new(books, pins, rules));
 

@@ -46,7 +46,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the Issuer gRPC API (the default).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Print a card's account (available, balance, holds, PIN tries, status) and its ledger.
     Account(AccountArgs),
     /// Seed cards from a file and exit.
@@ -131,6 +131,11 @@ pub struct ServeArgs {
     /// Consecutive wrong PINs after which the card's PIN is blocked ("75").
     #[arg(long, env = "POS_ISSUER_PIN_TRY_LIMIT", default_value_t = 3)]
     pub pin_try_limit: u32,
+    /// Holds back every authorization answer this long after the bank acted, in milliseconds:
+    /// a slow bank, to demonstrate and test reversals of answers that came too late. 0 in
+    /// normal use.
+    #[arg(long, env = "POS_ISSUER_ANSWER_DELAY_MS", default_value_t = 0)]
+    pub answer_delay_ms: u64,
     /// How long answers are kept for replay and reversal, in days (at least 7).
     #[arg(long, env = "POS_ISSUER_RECORD_RETENTION_DAYS", default_value_t = 30)]
     pub record_retention_days: u64,
@@ -143,6 +148,10 @@ pub struct ServeArgs {
 impl ServeArgs {
     /// Refuses settings that cannot work.
     pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.answer_delay_ms <= 60_000,
+            "POS_ISSUER_ANSWER_DELAY_MS must be at most 60000"
+        );
         self.books.token_key()?;
         self.zone_pin_key()?;
         anyhow::ensure!(

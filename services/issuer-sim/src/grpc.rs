@@ -49,6 +49,10 @@ impl pb::issuer_server::Issuer for IssuerService {
         timed("Authorize", async {
             let command = AuthorizeCommand::try_from(request.into_inner())?;
             let answer = self.0.authorize(&command).await?;
+            let delay = self.0.answer_delay();
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
             Ok(authorize_response(answer))
         })
         .instrument(span)

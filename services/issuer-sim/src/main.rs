@@ -43,7 +43,7 @@ async fn main() -> anyhow::Result<()> {
             telemetry.shutdown();
             result
         }
-        Some(Command::Serve(args)) => serve(args).await,
+        Some(Command::Serve(args)) => serve(*args).await,
         None => serve(cli.serve).await,
     }
 }

@@ -187,6 +187,9 @@ pub struct Rules {
     pub completion_tolerance_percent: u32,
     /// Consecutive wrong PINs that block the card's PIN.
     pub pin_try_limit: u32,
+    /// How long an authorization's answer is held back after the bank acted (a slow network or
+    /// bank; for demonstrations and tests of reversals). Zero in normal use.
+    pub answer_delay: std::time::Duration,
 }
 
 /// The issuing bank.
@@ -221,7 +224,12 @@ pub mod outcome {
 }
 
 impl Issuer {
-    /// The bank over `books`, verifying PINs with `pins`.
+    /// The configured answer delay of authorizations.
+    pub fn answer_delay(&self) -> std::time::Duration {
+        self.rules.answer_delay
+    }
+
+    /// The bank over `books`, checking PINs with `pins`, under `rules`.
     pub fn new(books: Books, pins: PinVerifier, rules: Rules) -> Self {
         Self { books, pins, rules }
     }
