@@ -1,6 +1,12 @@
-//! The terminal's commands, each one exchange with the host.
+//! The terminal's commands, each one exchange with the host; financial requests go through
+//! the journal and the reversal flow of [`financial`].
 
-use std::time::SystemTime;
+mod financial;
+#[cfg(test)]
+mod flow_tests;
+mod void_refund;
+
+use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, bail};
 use pos_crypto::{DesKey, DeviceKeyPair, SealedTmk, pinblock};
@@ -11,10 +17,16 @@ use pos_proto::v1::terminal_message::Body;
 use rand::RngCore;
 use tonic::transport::Channel;
 
-use crate::card::Card;
+use crate::answer::Original;
 use crate::device::{DataDir, Identity, Session};
+use crate::journal::{self, Journal};
 use crate::link::Link;
+use crate::original;
+use crate::reversal;
 use crate::sale::{self, Clock};
+
+use financial::{Header, Plan, Request};
+pub use void_refund::{Refund, Void};
 
 /// The software version reported at sign-in.
 const SOFTWARE_VERSION: &str = concat!("pos-agent ", env!("CARGO_PKG_VERSION"));
@@ -25,12 +37,24 @@ pub struct Terminal {
     dir: DataDir,
     gateway: String,
     ca: Option<std::path::PathBuf>,
+    answer_timeout: Duration,
 }
 
 impl Terminal {
-    /// A terminal whose state lives in `dir`, talking to `gateway`.
-    pub fn new(dir: DataDir, gateway: String, ca: Option<std::path::PathBuf>) -> Self {
-        Self { dir, gateway, ca }
+    /// A terminal whose state lives in `dir`, talking to `gateway`, waiting `answer_timeout`
+    /// for each answer.
+    pub fn new(
+        dir: DataDir,
+        gateway: String,
+        ca: Option<std::path::PathBuf>,
+        answer_timeout: Duration,
+    ) -> Self {
+        Self {
+            dir,
+            gateway,
+            ca,
+            answer_timeout,
+        }
     }
 
     /// A connection to the host (https verified against `--ca`, or plain http).
@@ -41,6 +65,20 @@ impl Terminal {
             .connect()
             .await
             .with_context(|| format!("cannot reach the host at {}", self.gateway))
+    }
+
+    /// A new `Connect` stream to the host.
+    async fn link(&self, identity: &Identity) -> anyhow::Result<Link> {
+        Link::open(
+            self.channel().await?,
+            &identity.terminal_id,
+            self.answer_timeout,
+        )
+        .await
+    }
+
+    fn journal(&self) -> anyhow::Result<Journal> {
+        Journal::open(&self.dir.journal())
     }
 
     /// Activation: an ephemeral X25519 key pair, the code and the serial go to the host, the
@@ -90,10 +128,12 @@ impl Terminal {
     }
 
     /// Sign-in 签到: MACed under the TMK; the working keys arrive under the TMK and are checked
-    /// against their check values before they are kept.
+    /// against their check values before they are kept. Pending reversals follow on the same
+    /// stream; the sign-in stands even when they cannot be delivered yet.
     pub async fn sign_in(&self) -> anyhow::Result<()> {
         let identity = self.dir.identity()?;
         let tmk = identity.tmk()?;
+        let journal = self.journal()?;
         let previous = self.dir.session().ok();
         let mut nonce = vec![0u8; 16];
         rand::rng().fill_bytes(&mut nonce);
@@ -104,9 +144,9 @@ impl Terminal {
             nonce,
             terminal_time: Some(prost_types::Timestamp::from(SystemTime::now())),
             open_batch_no: previous.as_ref().map_or(0, |s| s.batch_no),
-            pending_reversals: 0,
+            pending_reversals: journal.pending_count()?,
         };
-        let mut link = Link::open(self.channel().await?, &identity.terminal_id).await?;
+        let mut link = self.link(&identity).await?;
         let answer = link.exchange(1, Body::SignIn(request), &tmk, None).await?;
         let response = match answer {
             HostBody::SignIn(response) => response,
@@ -124,7 +164,7 @@ impl Terminal {
             &response.mac_key_check_value,
             "MAC",
         )?;
-        self.dir.save_session(&Session {
+        let mut session = Session {
             key_version: response.key_version,
             pin_key: hex::encode(pin_key.expose_bytes()),
             mac_key: hex::encode(mac_key.expose_bytes()),
@@ -132,7 +172,8 @@ impl Terminal {
             next_message_seq: 1,
             operator_no: String::new(),
             next_stan: previous.as_ref().map_or(1, |s| s.next_stan),
-        })?;
+        };
+        self.dir.save_session(&session)?;
         println!(
             "signed in: terminal {} batch {:06} key version {}",
             identity.terminal_id, response.batch_no, response.key_version
@@ -141,6 +182,12 @@ impl Terminal {
             "merchant: {} {}",
             response.merchant_id, response.merchant_name
         );
+        let left = reversal::send_pending(&mut link, &self.dir, &mut session, &journal).await?;
+        if left > 0 {
+            println!(
+                "{left} reversal(s) still pending: they go out before the next transaction, or with `pos-agent reverse`"
+            );
+        }
         Ok(())
     }
 
@@ -214,52 +261,110 @@ impl Terminal {
 
     /// A financial transaction (purchase, balance inquiry, pre-auth, completion, pre-auth void).
     pub async fn transact(&self, request: Transaction<'_>) -> anyhow::Result<()> {
+        let (identity, session) = self.cashier()?;
+        let (card, mode) = sale::present_card(request.card, request.entry)?;
+        let amount = request.amount.map(sale::keyed_amount).transpose()?;
+        let clock = Clock::now();
+        let card_data = sale::card_data(
+            &card,
+            mode,
+            minor(amount.as_ref()),
+            request.kind.emv_type(),
+            &clock,
+        );
+        let pin_block = sale::pin_block(request.pin, &card, &session.pin_key()?)?;
+        let (approval_code, date) = match request.original {
+            Some((code, date)) => (
+                code.to_owned(),
+                original::date_or_today(date, clock.local())?,
+            ),
+            None => (String::new(), String::new()),
+        };
+        let plan = Plan {
+            request: Request::from(request.kind),
+            amount: amount.clone(),
+            masked_pan: card.pan.masked().to_string(),
+            local_datetime: clock.iso(),
+            types: vec![request.kind.transaction_type()],
+            original: Original {
+                approval_code: (!approval_code.is_empty()).then(|| approval_code.clone()),
+                ..Original::default()
+            },
+        };
+        let kind = request.kind;
+        let local_datetime = clock.iso();
+        let response = self
+            .financial(identity, session, plan, move |header| {
+                kind.body(
+                    header,
+                    amount,
+                    card_data,
+                    pin_block,
+                    local_datetime,
+                    approval_code,
+                    date,
+                )
+            })
+            .await?;
+        sale::conclude(response, &self.dir.receipts(), &clock)?;
+        Ok(())
+    }
+
+    /// Sends every pending reversal now; fails while any remains.
+    pub async fn reverse(&self) -> anyhow::Result<()> {
+        let journal = self.journal()?;
+        if journal.pending_count()? == 0 {
+            println!("no pending reversals");
+            return Ok(());
+        }
         let (identity, mut session) = self.signed_in()?;
+        let mut link = self.link(&identity).await?;
+        let left = reversal::send_pending(&mut link, &self.dir, &mut session, &journal).await?;
+        if left > 0 {
+            bail!("{left} reversal(s) still pending; run `pos-agent reverse` again later");
+        }
+        println!("no pending reversals");
+        Ok(())
+    }
+
+    /// Prints the pending reversals and the current batch's transactions with its totals.
+    pub fn show_journal(&self) -> anyhow::Result<()> {
+        let journal = self.journal()?;
+        let pending = journal.pending()?;
+        if pending.is_empty() {
+            println!("no pending reversals");
+        } else {
+            println!("pending reversals: {}", pending.len());
+        }
+        for record in &pending {
+            println!("  {record}");
+        }
+        let Ok(session) = self.dir.session() else {
+            println!("no open batch: the terminal has not signed in");
+            return Ok(());
+        };
+        let entries = journal.entries(session.batch_no)?;
+        println!(
+            "batch {:06}: {} transaction(s)",
+            session.batch_no,
+            entries.len()
+        );
+        for entry in &entries {
+            println!("  {entry}");
+        }
+        for (currency, totals) in journal::totals(&entries) {
+            println!("totals {currency}: {totals}");
+        }
+        Ok(())
+    }
+
+    /// Identity and session of a signed-in terminal with an operator logged in.
+    fn cashier(&self) -> anyhow::Result<(Identity, Session)> {
+        let (identity, session) = self.signed_in()?;
         if session.operator_no.is_empty() {
             bail!("no operator is logged in: pos-agent login --operator 01 --password ...");
         }
-        let card = Card::read(request.card)?;
-        let mode = crate::card::entry_mode(request.entry)?;
-        if mode == pos_domain::EntryMode::Swipe && card.has_chip() {
-            bail!(
-                "this is a chip card: insert it (请插卡); swipe it only with --entry fallback after a failed chip read"
-            );
-        }
-        println!(
-            "card: {} (shown to the cashier to confirm)",
-            card.pan.masked()
-        );
-        let amount = request.amount.map(sale::keyed_amount).transpose()?;
-        let minor = amount
-            .as_ref()
-            .map_or(0, |m| u64::try_from(m.minor_units).unwrap_or(0));
-        let clock = Clock::now();
-        let stan = session.take_stan();
-        self.dir.save_session(&session)?;
-        let card_data = sale::card_data(&card, mode, minor, request.kind.emv_type(), &clock);
-        let pin_block = sale::pin_block(request.pin, &card, &session.pin_key()?)?;
-        let (original_approval_code, original_date) = request
-            .original
-            .map(|(code, date)| {
-                (
-                    code.to_owned(),
-                    date.map_or_else(|| clock.date(), str::to_owned),
-                )
-            })
-            .unwrap_or_default();
-        let common = (session.batch_no, stan, session.operator_no.clone());
-        let body = request.kind.body(
-            common,
-            amount,
-            card_data,
-            pin_block,
-            clock.iso(),
-            original_approval_code,
-            original_date,
-        );
-        let answer = self.exchange(&identity, &mut session, body).await?;
-        sale::conclude(answer, &self.dir.receipts(), &clock)?;
-        Ok(())
+        Ok((identity, session))
     }
 
     fn signed_in(&self) -> anyhow::Result<(Identity, Session)> {
@@ -277,7 +382,7 @@ impl Terminal {
         let seq = session.take_seq();
         self.dir.save_session(session)?;
         let mac_key = session.mac_key()?;
-        let mut link = Link::open(self.channel().await?, &identity.terminal_id).await?;
+        let mut link = self.link(identity).await?;
         link.exchange(seq, body, &mac_key, Some(&mac_key)).await
     }
 }
@@ -303,9 +408,15 @@ fn working_key(
         .with_context(|| format!("the {name} key failed its check value; sign-in aborted"))
 }
 
+/// A password as an ISO 9564 format-1 block under the PIN key.
 fn password_block(pin_key: &DesKey, password: &str) -> anyhow::Result<Vec<u8>> {
     let block = pinblock::format1(password).context("passwords are 4 to 12 digits")?;
     Ok(pin_key.encrypt_ecb(&block)?)
+}
+
+/// An amount in minor units for field 55 (0 when none).
+fn minor(amount: Option<&pb::Money>) -> u64 {
+    amount.map_or(0, |m| u64::try_from(m.minor_units).unwrap_or(0))
 }
 
 fn acknowledged(answer: HostBody, what: &str) -> anyhow::Result<()> {
@@ -365,6 +476,17 @@ pub struct Transaction<'a> {
 }
 
 impl Kind {
+    /// The contract's type of this transaction.
+    fn transaction_type(self) -> pb::TransactionType {
+        match self {
+            Kind::Purchase => pb::TransactionType::Purchase,
+            Kind::Balance => pb::TransactionType::BalanceInquiry,
+            Kind::PreAuth => pb::TransactionType::PreAuth,
+            Kind::Completion => pb::TransactionType::PreAuthCompletion,
+            Kind::PreAuthVoid => pb::TransactionType::PreAuthVoid,
+        }
+    }
+
     /// EMV transaction type (9C).
     fn emv_type(self) -> u8 {
         match self {
@@ -377,7 +499,11 @@ impl Kind {
     #[allow(clippy::too_many_arguments)]
     fn body(
         self,
-        (batch_no, stan, operator_no): (u32, u32, String),
+        Header {
+            batch_no,
+            stan,
+            operator_no,
+        }: Header,
         amount: Option<pb::Money>,
         card: pb::CardData,
         pin_block: Vec<u8>,

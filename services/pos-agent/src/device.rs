@@ -1,7 +1,8 @@
 //! What the terminal keeps on its own storage, in its data directory with owner-only
 //! permissions (directory 0700, files 0600): its identity and terminal master key from
-//! activation (`terminal.json`), and the working keys, batch and counters of the current
-//! sign-in (`session.json`). Written atomically (temporary file, then rename).
+//! activation (`terminal.json`), the working keys, batch and counters of the current sign-in
+//! (`session.json`), written atomically (temporary file, then rename), and the journal of
+//! reversals and transactions (`journal.redb`, see [`crate::journal`]).
 
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
@@ -145,6 +146,11 @@ impl DataDir {
     /// Where receipts are saved, one file per copy.
     pub fn receipts(&self) -> PathBuf {
         self.0.join("receipts")
+    }
+
+    /// The journal's file.
+    pub fn journal(&self) -> PathBuf {
+        self.file("journal.redb")
     }
 
     /// The current session, or a clear error when the terminal has not signed in.

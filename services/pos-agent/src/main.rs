@@ -1,25 +1,36 @@
 //! `pos-agent`: the POS terminal (DESIGN.md §2). Each command is what the cashier does on a
 //! real terminal: activate the device once, sign in (签到) for fresh working keys, log an
-//! operator in, and so on. The terminal's keys live in its data directory (owner-only).
+//! operator in, take payments, void and refund them. The terminal's keys live in its data
+//! directory (owner-only), beside its journal of pending reversals (冲正) and of the batch's
+//! transactions.
 
+mod answer;
 mod card;
 mod commands;
 mod device;
 mod emv;
+mod journal;
 mod link;
+mod original;
 mod receipt;
+mod reversal;
 mod sale;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{ArgGroup, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
 #[command(
     name = "pos-agent",
     version,
-    about = "A POS terminal for the acquiring platform"
+    about = "A POS terminal for the acquiring platform",
+    after_help = "A purchase, pre-auth, completion, pre-auth void or void that gets no valid answer \
+                  is reversed (冲正): its reversal is written to the journal (DATA_DIR/journal.redb) \
+                  before the request goes out and is sent until the host acknowledges it, right \
+                  after sign-in, before the next transaction, or with `pos-agent reverse`."
 )]
 struct Cli {
     /// The terminal's data directory (identity, keys, session).
@@ -41,6 +52,16 @@ struct Cli {
     /// CA certificate (PEM) that signed the host's certificate, for an https:// host.
     #[arg(long, global = true, env = "POS_AGENT_CA")]
     ca: Option<PathBuf>,
+    /// Seconds to wait for each answer of the host; a financial request unanswered by then is
+    /// reversed.
+    #[arg(
+        long,
+        global = true,
+        env = "POS_AGENT_ANSWER_TIMEOUT_SECS",
+        default_value_t = 60,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    answer_timeout_secs: u64,
     #[command(subcommand)]
     command: Command,
 }
@@ -83,6 +104,14 @@ enum Command {
     Complete(OriginalArgs),
     /// Pre-authorization void 预授权撤销: releases a hold.
     PreauthVoid(OriginalArgs),
+    /// Void 撤销 of a purchase or completion of the current batch, by STAN or RRN.
+    Void(VoidArgs),
+    /// Refund 退货 of an earlier purchase by its RRN and date (partial amounts allowed).
+    Refund(RefundArgs),
+    /// Send every pending reversal (冲正) now; fails while any remains.
+    Reverse,
+    /// Print the pending reversals and the current batch's transactions with its totals.
+    Journal,
     /// Supervisor (operator 00) unlocks a locked cashier.
     Unlock {
         #[arg(long)]
@@ -90,6 +119,53 @@ enum Command {
         #[arg(long)]
         supervisor_password: String,
     },
+}
+
+/// The original of a void, the card when presented, the supervisor's password.
+#[derive(Debug, clap::Args)]
+#[command(group(ArgGroup::new("original").required(true).args(["stan", "rrn"])))]
+struct VoidArgs {
+    /// STAN (原凭证号) of the original in the current batch.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=999_999))]
+    stan: Option<u32>,
+    /// RRN (参考号) of the original.
+    #[arg(long)]
+    rrn: Option<String>,
+    /// The original's amount (yuan with fen), required when the journal does not have it.
+    #[arg(long)]
+    amount: Option<String>,
+    /// The original's card (file or PAN[/YYMM[/SERVICE_CODE]]), when it is presented.
+    #[arg(long)]
+    card: Option<String>,
+    /// How the card is read: swipe, chip, tap or fallback.
+    #[arg(long, default_value = "chip")]
+    entry: String,
+    /// The cardholder's PIN (needs --card).
+    #[arg(long)]
+    pin: Option<String>,
+    /// The supervisor's password, when the host requires the supervisor for voids.
+    #[arg(long)]
+    supervisor_password: Option<String>,
+}
+
+/// The original of a refund, the amount, the card, the supervisor's password.
+#[derive(Debug, clap::Args)]
+struct RefundArgs {
+    /// RRN (参考号) of the original purchase.
+    #[arg(long)]
+    rrn: String,
+    /// Date of the original purchase: MMDD (this year, or last year when still to come) or
+    /// YYYY-MM-DD.
+    #[arg(long)]
+    date: String,
+    /// Amount to refund, yuan with fen; at most what remains of the original.
+    #[arg(long)]
+    amount: String,
+    #[command(flatten)]
+    card: CardArgs,
+    /// The supervisor's password, when the host requires the supervisor for refunds.
+    #[arg(long)]
+    supervisor_password: Option<String>,
 }
 
 /// The card and how it is read.
@@ -124,7 +200,7 @@ struct OriginalArgs {
     /// The pre-authorization's approval code (授权码).
     #[arg(long)]
     auth_code: String,
-    /// The pre-authorization's date, YYYY-MM-DD (default today).
+    /// The pre-authorization's date, MMDD or YYYY-MM-DD (default today).
     #[arg(long)]
     date: Option<String>,
 }
@@ -150,7 +226,12 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = async {
         let dir = device::DataDir::open(&cli.data_dir)?;
-        let terminal = commands::Terminal::new(dir, cli.gateway.clone(), cli.ca.clone());
+        let terminal = commands::Terminal::new(
+            dir,
+            cli.gateway.clone(),
+            cli.ca.clone(),
+            Duration::from_secs(cli.answer_timeout_secs),
+        );
         match cli.command {
             Command::Activate { code, serial } => terminal.activate(&code, &serial).await,
             Command::SignIn => terminal.sign_in().await,
@@ -199,6 +280,38 @@ async fn main() -> ExitCode {
                 );
                 terminal.transact(request).await
             }
+            Command::Void(args) => {
+                let by = match (args.stan, args.rrn.as_deref()) {
+                    (Some(stan), _) => original::VoidBy::Stan(stan),
+                    (None, Some(rrn)) => original::VoidBy::Rrn(rrn.trim().to_owned()),
+                    (None, None) => anyhow::bail!("name the original: --stan N or --rrn R"),
+                };
+                terminal
+                    .void(commands::Void {
+                        by,
+                        amount: args.amount.as_deref(),
+                        card: args.card.as_deref(),
+                        entry: &args.entry,
+                        pin: args.pin.as_deref(),
+                        supervisor_password: args.supervisor_password.as_deref(),
+                    })
+                    .await
+            }
+            Command::Refund(args) => {
+                terminal
+                    .refund(commands::Refund {
+                        rrn: args.rrn.trim(),
+                        date: &args.date,
+                        amount: &args.amount,
+                        card: &args.card.card,
+                        entry: &args.card.entry,
+                        pin: args.card.pin.as_deref(),
+                        supervisor_password: args.supervisor_password.as_deref(),
+                    })
+                    .await
+            }
+            Command::Reverse => terminal.reverse().await,
+            Command::Journal => terminal.show_journal(),
             Command::Unlock {
                 operator,
                 supervisor_password,

@@ -25,13 +25,17 @@ impl Copy {
     }
 }
 
-fn type_label(kind: i32) -> &'static str {
+/// The transaction type as receipts print it, e.g. "消费 SALE".
+pub fn type_label(kind: i32) -> &'static str {
     match pb::TransactionType::try_from(kind) {
         Ok(pb::TransactionType::Purchase) => "消费 SALE",
         Ok(pb::TransactionType::PreAuth) => "预授权 PRE-AUTH",
         Ok(pb::TransactionType::PreAuthCompletion) => "预授权完成 AUTH COMPLETE",
         Ok(pb::TransactionType::PreAuthVoid) => "预授权撤销 PRE-AUTH VOID",
         Ok(pb::TransactionType::BalanceInquiry) => "余额查询 BALANCE",
+        Ok(pb::TransactionType::PurchaseVoid) => "消费撤销 VOID",
+        Ok(pb::TransactionType::CompletionVoid) => "预授权完成撤销 COMPLETE VOID",
+        Ok(pb::TransactionType::Refund) => "退货 REFUND",
         _ => "交易 TRANSACTION",
     }
 }
@@ -99,6 +103,9 @@ pub fn render(copy: Copy, answer: &pb::TransactionResponse, printed_at: &str) ->
         "金额 AMOUNT:            {}",
         amount(answer.amount.as_ref())
     );
+    if let Some(original) = &answer.original {
+        original_lines(&mut r, original);
+    }
     let _ = writeln!(r, "------------------------------------------");
     if copy == Copy::Merchant {
         let _ = writeln!(r, "持卡人签名 CARDHOLDER SIGNATURE:");
@@ -111,6 +118,22 @@ pub fn render(copy: Copy, answer: &pb::TransactionResponse, printed_at: &str) ->
         );
     }
     r
+}
+
+/// The original a void, refund, completion or pre-auth void refers to, as far as it is known.
+fn original_lines(r: &mut String, original: &pb::OriginalTransactionRef) {
+    if original.stan != 0 {
+        let _ = writeln!(r, "原凭证号 ORIG. VOUCHER:  {:06}", original.stan);
+    }
+    if !original.rrn.is_empty() {
+        let _ = writeln!(r, "原参考号 ORIG. REF. NO.: {}", original.rrn);
+    }
+    if !original.approval_code.is_empty() {
+        let _ = writeln!(r, "原授权码 ORIG. AUTH NO.: {}", original.approval_code);
+    }
+    if !original.business_date.is_empty() {
+        let _ = writeln!(r, "原交易日期 ORIG. DATE:   {}", original.business_date);
+    }
 }
 
 #[cfg(test)]
@@ -162,6 +185,44 @@ mod tests {
             }
         }
         assert!(render(Copy::Merchant, &approved(), "-").contains("CARDHOLDER SIGNATURE"));
+        assert!(!render(Copy::Merchant, &approved(), "-").contains("ORIG."));
         assert!(!render(Copy::Cardholder, &approved(), "-").contains("CARDHOLDER SIGNATURE"));
+    }
+
+    #[test]
+    fn voids_and_refunds_are_titled_as_such_and_name_their_original() {
+        let mut void = approved();
+        void.transaction_type = pb::TransactionType::PurchaseVoid as i32;
+        void.stan = 43;
+        void.original = Some(pb::OriginalTransactionRef {
+            stan: 42,
+            rrn: "612345678901".to_owned(),
+            ..pb::OriginalTransactionRef::default()
+        });
+        let text = render(Copy::Cardholder, &void, "-");
+        for needle in [
+            "消费撤销 VOID",
+            "原凭证号 ORIG. VOUCHER:  000042",
+            "原参考号 ORIG. REF. NO.: 612345678901",
+        ] {
+            assert!(text.contains(needle), "{needle} missing from\n{text}");
+        }
+        void.transaction_type = pb::TransactionType::CompletionVoid as i32;
+        assert!(render(Copy::Merchant, &void, "-").contains("预授权完成撤销 COMPLETE VOID"));
+        let mut refund = approved();
+        refund.transaction_type = pb::TransactionType::Refund as i32;
+        refund.original = Some(pb::OriginalTransactionRef {
+            rrn: "612345678901".to_owned(),
+            business_date: "2026-11-27".to_owned(),
+            ..pb::OriginalTransactionRef::default()
+        });
+        let text = render(Copy::Merchant, &refund, "-");
+        for needle in [
+            "退货 REFUND",
+            "原参考号 ORIG. REF. NO.: 612345678901",
+            "2026-11-27",
+        ] {
+            assert!(text.contains(needle), "{needle} missing from\n{text}");
+        }
     }
 }

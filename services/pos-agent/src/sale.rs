@@ -7,7 +7,6 @@ use pos_crypto::{DesKey, pinblock};
 use pos_domain::time::ChinaTime;
 use pos_domain::{Currency, EntryMode, Money};
 use pos_proto::v1 as pb;
-use pos_proto::v1::host_message::Body as HostBody;
 
 use crate::card::Card;
 use crate::emv::{self, TransactionData};
@@ -32,9 +31,9 @@ impl Clock {
         self.iso().replace('T', " ")
     }
 
-    /// "YYYY-MM-DD", the business date a cashier keys for a completion.
-    pub fn date(&self) -> String {
-        self.0.date_iso()
+    /// The local date and time.
+    pub fn local(&self) -> &ChinaTime {
+        &self.0
     }
 
     fn yymmdd(&self) -> u32 {
@@ -109,6 +108,23 @@ pub fn card_data(
     }
 }
 
+/// Reads the card the cashier presents and shows its masked number. A chip card is not
+/// swiped unless the chip read failed (`--entry fallback`).
+pub fn present_card(spec: &str, entry: &str) -> anyhow::Result<(Card, EntryMode)> {
+    let card = Card::read(spec)?;
+    let mode = crate::card::entry_mode(entry)?;
+    if mode == EntryMode::Swipe && card.has_chip() {
+        bail!(
+            "this is a chip card: insert it (请插卡); swipe it only with --entry fallback after a failed chip read"
+        );
+    }
+    println!(
+        "card: {} (shown to the cashier to confirm)",
+        card.pan.masked()
+    );
+    Ok((card, mode))
+}
+
 /// The PIN block under the PIN key, or empty when no PIN was entered.
 pub fn pin_block(pin: Option<&str>, card: &Card, pin_key: &DesKey) -> anyhow::Result<Vec<u8>> {
     let Some(pin) = pin else {
@@ -118,21 +134,13 @@ pub fn pin_block(pin: Option<&str>, card: &Card, pin_key: &DesKey) -> anyhow::Re
     Ok(pin_key.encrypt_ecb(&block)?)
 }
 
-/// Prints the host's answer; on approval prints and saves both receipts. Fails on a decline.
+/// Prints the host's (validated) answer; on approval prints and saves both receipts. Fails on
+/// a decline with the host's code and message.
 pub fn conclude(
-    answer: HostBody,
+    response: pb::TransactionResponse,
     receipts_dir: &std::path::Path,
     clock: &Clock,
 ) -> anyhow::Result<pb::TransactionResponse> {
-    let response = match answer {
-        HostBody::Transaction(response) => response,
-        HostBody::Error(error) => bail!(
-            "refused by the host ({}): {}",
-            error.response_code,
-            error.response_message
-        ),
-        other => bail!("unexpected answer from the host: {other:?}"),
-    };
     if response.response_code != "00" {
         bail!(
             "declined ({}): {}",
