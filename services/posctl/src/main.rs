@@ -5,6 +5,7 @@ mod client;
 mod merchant;
 mod print;
 mod terminal;
+mod txn;
 
 use std::process::ExitCode;
 
@@ -32,6 +33,9 @@ enum Command {
     /// Terminal operators (cashiers): list and unlock.
     #[command(subcommand)]
     Operator(terminal::OperatorCommand),
+    /// Transactions: show one with its whole history, list by merchant, terminal or date.
+    #[command(subcommand)]
+    Txn(txn::TxnCommand),
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -41,6 +45,7 @@ async fn main() -> ExitCode {
         Command::Merchant(cmd) => merchant::run(&cli.connection, cmd).await,
         Command::Terminal(cmd) => terminal::run(&cli.connection, cmd).await,
         Command::Operator(cmd) => terminal::run_operator(&cli.connection, cmd).await,
+        Command::Txn(cmd) => txn::run(&cli.connection, cmd).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -14,6 +14,7 @@ use pos_domain::TokenKey;
 use pos_events::{BusConfig, EventPublisher, EventReader, ReceivedEvent, Topic, ensure_topics};
 use pos_proto::v1::EncryptedValue;
 use pos_proto::v1::authorization_client::AuthorizationClient;
+use pos_proto::v1::reversal_client::ReversalClient;
 use pos_proto::v1::terminal_gateway_server::TerminalGatewayServer;
 use pos_proto::v1::terminal_management_server::TerminalManagementServer;
 use pos_registry::{Payload, RegistryError, merchant, operator, terminal};
@@ -49,6 +50,12 @@ pub struct Gateway {
     pub credentials: Credentials,
     /// The authorization service (one long-lived channel).
     pub authorization: AuthorizationClient<Channel>,
+    /// Transaction histories (the `pos.transactions.v1` projection).
+    pub history: pos_history::HistoryProjection,
+    /// The reversal service (one long-lived channel).
+    pub reversal: ReversalClient<Channel>,
+    /// Publisher of the gateway's own transaction-side events (`ApprovalUndelivered`).
+    pub publisher: EventPublisher,
 }
 
 /// Aggregate types the gateway keeps event lists of.
@@ -267,7 +274,7 @@ pub async fn run(
     .await
     .context("connecting to redis")?;
     let publisher = EventPublisher::new(&bus)?;
-    let repo = Repo::new(store.clone(), publisher, "terminal-gateway");
+    let repo = Repo::new(store.clone(), publisher.clone(), "terminal-gateway");
 
     let reader = EventReader::from_beginning(&bus, &[Topic::Merchants, Topic::Terminals]).await?;
     let replayed = reader
@@ -288,6 +295,8 @@ pub async fn run(
             }
         }
     });
+    // Transaction histories: rebuilt from the topic when Redis lost them, then followed.
+    let history = crate::history::start(&bus, &store).await?;
 
     let tls = config.tls.config()?;
     let authorization = AuthorizationClient::new(
@@ -296,8 +305,17 @@ pub async fn run(
             .connect_timeout(std::time::Duration::from_secs(5))
             .connect_lazy(),
     );
+    let reversal = ReversalClient::new(
+        pos_tls::endpoint(&config.reversal_url, tls.as_ref())
+            .context("POS_REVERSAL_URL")?
+            .connect_timeout(std::time::Duration::from_secs(5))
+            .connect_lazy(),
+    );
     let gateway = Arc::new(Gateway {
         authorization,
+        reversal,
+        publisher,
+        history,
         hot: Hot::new(store),
         repo,
         hsm,

@@ -59,6 +59,16 @@ pub struct Config {
     /// "96", in milliseconds (the outcome at the issuer may then be unknown: reversals handle it).
     #[arg(long, env = "POS_AUTHORIZATION_TIMEOUT_MS", default_value_t = 30_000)]
     pub authorization_timeout_ms: u64,
+    /// The reversal service (reversals, voids, refunds); `https://` under mutual TLS.
+    #[arg(
+        long,
+        env = "POS_REVERSAL_URL",
+        default_value = "http://127.0.0.1:7003"
+    )]
+    pub reversal_url: String,
+    /// How long the gateway waits for the reversal service, in milliseconds.
+    #[arg(long, env = "POS_REVERSAL_TIMEOUT_MS", default_value_t = 15_000)]
+    pub reversal_timeout_ms: u64,
     /// How long an activation code stays valid, in seconds.
     #[arg(long, env = "POS_ACTIVATION_TTL_SECS", default_value_t = 900)]
     pub activation_ttl_secs: u64,
@@ -99,6 +109,12 @@ impl Config {
         let tls = self.tls.config()?;
         pos_tls::check_url(&self.authorization_url, tls.as_ref())
             .map_err(|e| anyhow::anyhow!("POS_AUTHORIZATION_URL: {e}"))?;
+        pos_tls::check_url(&self.reversal_url, tls.as_ref())
+            .map_err(|e| anyhow::anyhow!("POS_REVERSAL_URL: {e}"))?;
+        anyhow::ensure!(
+            (100..=120_000).contains(&self.reversal_timeout_ms),
+            "POS_REVERSAL_TIMEOUT_MS must be between 100 and 120000"
+        );
         Ok(())
     }
 

@@ -114,6 +114,8 @@ struct Session {
     peer: String,
     /// Terminal seen on this connection (set after the first authenticated message).
     terminal_id: Option<String>,
+    /// Session (sign-in) of the last authenticated message.
+    session_id: String,
     mac_failures: u32,
 }
 
@@ -121,6 +123,8 @@ struct Session {
 enum Next {
     Continue,
     Close,
+    /// No answer at all: the outcome is unknown and the terminal must reverse on its own.
+    Silent,
 }
 
 impl Session {
@@ -140,7 +144,20 @@ impl Session {
                 }
             };
             let (answer, next) = self.handle(message).await;
+            if let Next::Silent = next {
+                continue;
+            }
+            let approval = answer
+                .body
+                .as_ref()
+                .and_then(crate::steps::reversible_approval)
+                .cloned();
             if outgoing.send(Ok(answer)).await.is_err() {
+                if let Some(approval) = approval {
+                    self.gateway
+                        .approval_undelivered(&self.session_id, &approval)
+                        .await;
+                }
                 break;
             }
             if let Next::Close = next {
@@ -460,6 +477,7 @@ impl Session {
             }
         }
         self.connected(terminal_id.as_str()).await;
+        self.session_id.clone_from(&keys.session_id);
         let Some(body) = message.body else {
             return (
                 error("30", "empty message", false),
@@ -469,6 +487,10 @@ impl Session {
         };
         let answer = match self.dispatch(&terminal_id, &keys, body).await {
             Ok(answer) => answer,
+            Err(GatewayError::Unanswered(why)) => {
+                warn!(terminal_id = %terminal_id, %why, "leaving a request unanswered: the terminal reverses it");
+                return (error("98", why, false), Some(keys), Next::Silent);
+            }
             Err(e) => {
                 let (code, text) = refusal_code(&e);
                 error(code, text, false)
@@ -559,6 +581,49 @@ impl Session {
             | Body::PreAuth(_)
             | Body::PreAuthCompletion(_)
             | Body::PreAuthVoid(_) => self.gateway.authorize(terminal_id, keys, body).await,
+            Body::Reversal(reversal) => self.gateway.reverse(terminal_id, reversal).await,
+            Body::Void(void) => {
+                let (operator_no, block) = (
+                    void.operator_no.clone(),
+                    void.supervisor_password_block.clone(),
+                );
+                match self
+                    .approver(terminal_id, keys, &operator_no, &block)
+                    .await?
+                {
+                    Ok(by) => self.gateway.void(terminal_id, void, by).await,
+                    Err((code, text)) => Ok(step_refused(
+                        terminal_id,
+                        pb::TransactionType::PurchaseVoid,
+                        (void.batch_no, void.stan),
+                        &operator_no,
+                        void.amount,
+                        code,
+                        text,
+                    )),
+                }
+            }
+            Body::Refund(refund) => {
+                let (operator_no, block) = (
+                    refund.operator_no.clone(),
+                    refund.supervisor_password_block.clone(),
+                );
+                match self
+                    .approver(terminal_id, keys, &operator_no, &block)
+                    .await?
+                {
+                    Ok(by) => self.gateway.refund(terminal_id, refund, by).await,
+                    Err((code, text)) => Ok(step_refused(
+                        terminal_id,
+                        pb::TransactionType::Refund,
+                        (refund.batch_no, refund.stan),
+                        &operator_no,
+                        refund.amount,
+                        code,
+                        text,
+                    )),
+                }
+            }
             Body::SignIn(_) => Err(GatewayError::Internal(
                 "sign-in routed as a session message".to_owned(),
             )),
@@ -571,6 +636,47 @@ impl Session {
                 false,
             )),
         }
+    }
+
+    /// Who authorizes a void or refund: the supervisor when its password block is present and
+    /// right, otherwise the logged-in operator itself (the reversal service applies the
+    /// deployment's policy). `Err` with the code and words when the operator is not logged in
+    /// or the supervisor's password is wrong.
+    async fn approver(
+        &self,
+        terminal_id: &TerminalId,
+        keys: &SessionKeys,
+        operator_no: &str,
+        supervisor_block: &[u8],
+    ) -> Result<std::result::Result<String, (&'static str, String)>> {
+        if !self
+            .gateway
+            .hot
+            .operator_logged_in(terminal_id.as_str(), &keys.session_id, operator_no)
+            .await?
+        {
+            return Ok(Err((
+                "12",
+                format!("operator {operator_no:?} is not logged in on this terminal"),
+            )));
+        }
+        if supervisor_block.is_empty() {
+            return Ok(Ok(operator_no.to_owned()));
+        }
+        let password = self.password(keys, supervisor_block)?;
+        let supervisor = self
+            .load_operator(&operator_key(terminal_id, operator::SUPERVISOR_NO)?)
+            .await?;
+        if supervisor.locked {
+            return Ok(Err((
+                "75",
+                "the supervisor is locked; posctl must unlock it".to_owned(),
+            )));
+        }
+        if !password_matches(password, supervisor.password_hash.clone()).await? {
+            return Ok(Err(("55", "wrong supervisor password".to_owned())));
+        }
+        Ok(Ok(operator::SUPERVISOR_NO.to_owned()))
     }
 
     fn password(&self, keys: &SessionKeys, block: &[u8]) -> Result<String> {
@@ -707,6 +813,30 @@ impl Session {
     }
 }
 
+/// The answer to a void or refund the gateway refused before asking the reversal service.
+fn step_refused(
+    terminal_id: &TerminalId,
+    transaction_type: pb::TransactionType,
+    (batch_no, stan): (u32, u32),
+    operator_no: &str,
+    amount: Option<pb::Money>,
+    code: &str,
+    message: String,
+) -> HostBody {
+    HostBody::Transaction(pb::TransactionResponse {
+        response_code: code.to_owned(),
+        response_message: message,
+        transaction_type: transaction_type as i32,
+        amount,
+        terminal_id: terminal_id.to_string(),
+        batch_no,
+        stan,
+        operator_no: operator_no.to_owned(),
+        host_time: Some(prost_types::Timestamp::from(SystemTime::now())),
+        ..pb::TransactionResponse::default()
+    })
+}
+
 fn operator_key(terminal_id: &TerminalId, number: &str) -> Result<OperatorKey> {
     let operator_no = OperatorNo::parse(number).map_err(|_| {
         GatewayError::BadRequest(format!(
@@ -774,6 +904,7 @@ impl TerminalGateway for TerminalService {
             gateway: Arc::clone(&self.0),
             peer,
             terminal_id: None,
+            session_id: String::new(),
             mac_failures: 0,
         };
         tokio::spawn(session.run(incoming, tx));

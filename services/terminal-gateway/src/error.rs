@@ -32,6 +32,10 @@ pub enum GatewayError {
     /// Anything else that is our fault.
     #[error("{0}")]
     Internal(String),
+    /// The outcome is unknown and could not be reversed: the terminal gets no answer, so that
+    /// its own reversal undoes whatever happened.
+    #[error("{0}")]
+    Unanswered(String),
 }
 
 impl From<GatewayError> for Status {
@@ -55,7 +59,7 @@ impl From<GatewayError> for Status {
                 tracing::error!(%error, "dependency failure");
                 Status::unavailable(error.to_string())
             }
-            GatewayError::Crypto(_) | GatewayError::Internal(_) => {
+            GatewayError::Crypto(_) | GatewayError::Internal(_) | GatewayError::Unanswered(_) => {
                 tracing::error!(%error, "internal failure");
                 Status::internal("internal error; see the gateway log")
             }

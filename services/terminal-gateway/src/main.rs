@@ -12,11 +12,13 @@ mod auth;
 mod config;
 mod connect;
 mod error;
+mod history;
 mod hot;
 mod management;
 mod metrics;
 mod repo;
 mod secrets;
+mod steps;
 mod transactions;
 mod views;
 

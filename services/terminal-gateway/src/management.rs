@@ -805,9 +805,14 @@ impl TerminalManagement for Gateway {
         &self,
         request: Request<pb::GetTransactionHistoryRequest>,
     ) -> Answer<pb::GetTransactionHistoryResponse> {
-        self.operator_call(request, "GetTransactionHistory", Role::Onboarding, ("transaction", String::new()), async |_, _| {
-            Err(GatewayError::Unsupported("transaction history is served once the transaction projections exist (reversal issue)"))
-        })
+        let target = crate::history::target(request.get_ref());
+        self.operator_call(
+            request,
+            "GetTransactionHistory",
+            Role::Onboarding,
+            target,
+            async |_, req| crate::history::get(&self.history, &req).await,
+        )
         .await
     }
 
@@ -815,9 +820,13 @@ impl TerminalManagement for Gateway {
         &self,
         request: Request<pb::ListTransactionsRequest>,
     ) -> Answer<pb::ListTransactionsResponse> {
-        self.operator_call(request, "ListTransactions", Role::Onboarding, ("transaction", String::new()), async |_, _| {
-            Err(GatewayError::Unsupported("transaction lists are served once the transaction projections exist (reversal issue)"))
-        })
+        self.operator_call(
+            request,
+            "ListTransactions",
+            Role::Onboarding,
+            ("transaction", String::new()),
+            async |_, req| crate::history::list(&self.history, &req).await,
+        )
         .await
     }
 }

@@ -173,11 +173,29 @@ impl Gateway {
             Ok(answer) => answer.into_inner(),
             Err(status) => {
                 warn!(terminal_id = %terminal_id, code = ?status.code(), detail = status.message(), "authorization service failed");
+                // A malformed request moved nothing; a balance inquiry moves nothing either.
+                let unknown = status.code() != tonic::Code::InvalidArgument
+                    && request.transaction_type != pb::TransactionType::BalanceInquiry;
+                if unknown
+                    && !self
+                        .reverse_unknown(
+                            terminal_id,
+                            (request.batch_no, request.stan),
+                            request.transaction_type as i32,
+                            request.amount.clone(),
+                            &request.operator_no,
+                        )
+                        .await
+                {
+                    return Err(GatewayError::Unanswered(
+                        "authorization outcome unknown and the host reversal failed".to_owned(),
+                    ));
+                }
                 return Ok(declined(
                     &request,
                     terminal_id,
                     "96",
-                    "system malfunction; the transaction was not completed",
+                    "system malfunction; the transaction was not completed (nothing was charged)",
                 ));
             }
         };
