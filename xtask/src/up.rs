@@ -18,6 +18,7 @@ use crate::{Result, fail, tools, workspace_root};
 const GATEWAY: &str = "127.0.0.1:7001";
 const AUTHORIZATION: &str = "127.0.0.1:7002";
 const ISSUER: &str = "127.0.0.1:7010";
+const REVERSAL: &str = "127.0.0.1:7003";
 
 /// Demo terminals seeded when `--terminals` is not given.
 const DEFAULT_TERMINALS: u32 = 2;
@@ -239,6 +240,7 @@ pub fn up(args: &[String]) -> Result<()> {
             secrets.join("operators").display().to_string(),
         ),
         ("POS_AUTHORIZATION_URL", format!("http://{AUTHORIZATION}")),
+        ("POS_REVERSAL_URL", format!("http://{REVERSAL}")),
         ("POS_ISSUER_URL", format!("http://{ISSUER}")),
     ];
     let mut services = Services {
@@ -258,6 +260,7 @@ pub fn up(args: &[String]) -> Result<()> {
     )?;
     services.start(&bin, "terminal-gateway", &dir, &with(&[]), GATEWAY)?;
     services.start(&bin, "authorization", &dir, &with(&[]), AUTHORIZATION)?;
+    services.start(&bin, "reversal", &dir, &with(&[]), REVERSAL)?;
 
     let token_file = secrets.join("admin.token");
     let posctl_env = vec![
@@ -355,9 +358,11 @@ fn print_guide(
     println!();
     println!("The platform is up (logs and data in .pos/up; Ctrl-C stops everything).");
     println!(
-        "  terminal gateway  http://{GATEWAY}   authorization http://{AUTHORIZATION}   issuer http://{ISSUER}"
+        "  terminal gateway  http://{GATEWAY}   authorization http://{AUTHORIZATION}   reversal http://{REVERSAL}   issuer http://{ISSUER}"
     );
-    println!("  kafka {kafka}   redis {redis}   metrics 127.0.0.1:9101 (gateway), 9102, 9110");
+    println!(
+        "  kafka {kafka}   redis {redis}   metrics 127.0.0.1:9101 (gateway), 9102, 9103, 9110"
+    );
     println!(
         "  demo merchant {merchant_id}; operator token in {}",
         token.display()

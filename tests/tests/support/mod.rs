@@ -24,6 +24,11 @@ pub struct Platform {
     pub issuer: Option<ServiceProcess>,
     pub issuer_port: u16,
     pub authorization_port: u16,
+    /// The reversal service, when started with [`Platform::start_full`].
+    pub reversal: Option<ServiceProcess>,
+    pub reversal_port: u16,
+    /// Extra settings of the issuer simulator (e.g. a slow bank).
+    pub issuer_settings: Vec<(&'static str, String)>,
 }
 
 /// The issuer simulator's demo cards.
@@ -50,7 +55,8 @@ impl Platform {
         std::fs::write(dir.join("operators"), operators).unwrap();
         let port = free_port();
         let authorization_port = free_port();
-        let gateway = Self::spawn_gateway(&env, &dir, port, authorization_port);
+        let reversal_port = free_port();
+        let gateway = Self::spawn_gateway(&env, &dir, port, (authorization_port, reversal_port));
         Self {
             env,
             dir,
@@ -60,6 +66,9 @@ impl Platform {
             issuer: None,
             issuer_port: free_port(),
             authorization_port,
+            reversal: None,
+            reversal_port,
+            issuer_settings: Vec::new(),
         }
     }
 
@@ -99,7 +108,54 @@ impl Platform {
         let mut authorization = ServiceProcess::start("authorization", &envs, &platform.dir);
         authorization.wait_for_port(platform.authorization_port);
         platform.authorization = Some(authorization);
+        platform.start_reversal();
         platform
+    }
+
+    /// Starts (or restarts) the reversal service on its port.
+    pub fn start_reversal(&mut self) {
+        let envs = [
+            (
+                "POS_REVERSAL_LISTEN",
+                format!("127.0.0.1:{}", self.reversal_port),
+            ),
+            ("POS_REVERSAL_METRICS", format!("127.0.0.1:{}", free_port())),
+            ("POS_KAFKA", self.env.kafka.clone()),
+            ("POS_TOPIC_NAMESPACE", self.env.namespace.clone()),
+            ("POS_REDIS", self.env.redis.clone()),
+            ("POS_REDIS_PREFIX", self.env.namespace.clone()),
+            (
+                "POS_TOKEN_KEY_FILE",
+                self.dir.join("token-key.hex").display().to_string(),
+            ),
+            (
+                "POS_ISSUER_URL",
+                format!("http://127.0.0.1:{}", self.issuer_port),
+            ),
+            ("POS_ISSUER_TIMEOUT_MS", "3000".to_owned()),
+            ("POS_REVERSAL_SWEEP_MS", "500".to_owned()),
+            ("RUST_LOG", "info".to_owned()),
+        ];
+        let mut reversal = ServiceProcess::start("reversal", &envs, &self.dir);
+        reversal.wait_for_port(self.reversal_port);
+        self.reversal = Some(reversal);
+    }
+
+    /// Stops the reversal service.
+    pub fn stop_reversal(&mut self) {
+        if let Some(mut reversal) = self.reversal.take() {
+            reversal.stop();
+        }
+    }
+
+    /// Restarts the issuer simulator with extra settings (e.g. `POS_ISSUER_ANSWER_DELAY_MS`).
+    pub fn restart_issuer_with(&mut self, settings: &[(&'static str, &str)]) {
+        self.stop_issuer();
+        self.issuer_settings = settings
+            .iter()
+            .map(|(k, v)| (*k, (*v).to_owned()))
+            .collect();
+        self.start_issuer();
     }
 
     /// Starts (or restarts) the issuer simulator on its port with the demo cards.
@@ -131,6 +187,9 @@ impl Platform {
             ("POS_ISSUER_SEED", demo_cards().display().to_string()),
             ("RUST_LOG", "info".to_owned()),
         ]
+        .into_iter()
+        .chain(self.issuer_settings.iter().cloned())
+        .collect()
     }
 
     /// `issuer-sim account --pan PAN` against this test's bank.
@@ -156,7 +215,7 @@ impl Platform {
         env: &TestEnv,
         dir: &Path,
         port: u16,
-        authorization_port: u16,
+        (authorization_port, reversal_port): (u16, u16),
     ) -> ServiceProcess {
         let envs = [
             ("POS_GATEWAY_LISTEN", format!("127.0.0.1:{port}")),
@@ -185,6 +244,10 @@ impl Platform {
                 "POS_AUTHORIZATION_URL",
                 format!("http://127.0.0.1:{authorization_port}"),
             ),
+            (
+                "POS_REVERSAL_URL",
+                format!("http://127.0.0.1:{reversal_port}"),
+            ),
             ("RUST_LOG", "info".to_owned()),
         ];
         let mut process = ServiceProcess::start("terminal-gateway", &envs, dir);
@@ -195,8 +258,12 @@ impl Platform {
     /// Stops the gateway and starts a new one on the same port and files.
     pub fn restart_gateway(&mut self) {
         self.gateway.stop();
-        self.gateway =
-            Self::spawn_gateway(&self.env, &self.dir, self.port, self.authorization_port);
+        self.gateway = Self::spawn_gateway(
+            &self.env,
+            &self.dir,
+            self.port,
+            (self.authorization_port, self.reversal_port),
+        );
     }
 
     /// The gateway's address for clients.
@@ -236,6 +303,21 @@ impl Platform {
             ],
             &self.dir,
         )
+    }
+
+    /// Starts `pos-agent` with the data directory `device` and its stdout piped, without
+    /// waiting for it (to kill it mid-transaction).
+    pub fn agent_child(&self, device: &str, args: &[&str]) -> std::process::Child {
+        std::process::Command::new(pos_testkit::bin_path("pos-agent"))
+            .current_dir(&self.dir)
+            .args(args)
+            .env("POS_AGENT_DIR", self.device_dir(device))
+            .env("POS_AGENT_GATEWAY", self.url())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
     }
 
     /// The data directory of agent `device`.
