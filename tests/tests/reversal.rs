@@ -152,8 +152,11 @@ fn an_agent_killed_before_the_answer_reverses_on_restart_and_one_reversal_is_rec
 
     // Restart: the pending reversal goes out, three times over (the journal restored as if
     // the acknowledgement had been lost twice).
-    let first = ok(platform.agent("k", &["reverse"]));
-    assert!(first.contains("acknowledged"), "{first}");
+    let first = ok(platform.agent("k", &["sign-in"]));
+    assert!(
+        first.contains("acknowledged"),
+        "sign-in sends the pending reversal: {first}"
+    );
     for _ in 0..2 {
         std::fs::copy(&saved, platform.device_dir("k").join("journal.redb")).unwrap();
         let again = ok(platform.agent("k", &["reverse"]));
@@ -262,6 +265,18 @@ fn a_void_in_the_open_batch_works_once_and_each_refusal_has_its_code() {
         "the void gave it all back"
     );
 
+    let trace = format!("{terminal}:{}:{stan}", batch_of(&sale));
+    let mut shown = String::new();
+    eventually("posctl shows the purchase voided", || {
+        shown =
+            String::from_utf8_lossy(&platform.posctl(&["txn", "show", "--trace", &trace]).stdout)
+                .into_owned();
+        shown.contains("status: VOIDED")
+    });
+    assert!(
+        shown.contains("AuthorizationApproved") && shown.contains("TransactionVoided"),
+        "the whole history, approved then voided:\n{shown}"
+    );
     let twice = refused(platform.agent("v", &["void", "--stan", &stan, "--amount", "50.00"]));
     assert!(
         twice.contains("12") && twice.contains("already voided"),
@@ -332,13 +347,13 @@ fn a_void_in_the_open_batch_works_once_and_each_refusal_has_its_code() {
 
 #[test]
 fn partial_refunds_add_up_to_at_most_the_original() {
-    let platform = Platform::start_full();
+    let mut platform = Platform::start_full();
     let merchant = platform.active_merchant();
     platform.ready_terminal(&merchant, "r");
     let before = platform.available_fen(CREDIT);
     let sale = purchase(&platform, "r", "50.00");
     let original_rrn = rrn(&sale);
-    let refund = |amount: &str, supervisor: Option<&str>| {
+    let refund = |platform: &Platform, amount: &str, supervisor: Option<&str>| {
         let mut args = vec![
             "refund",
             "--rrn",
@@ -360,28 +375,44 @@ fn partial_refunds_add_up_to_at_most_the_original() {
         platform.agent("r", &args)
     };
 
-    let cashier = refused(refund("10.00", None));
+    let cashier = refused(refund(&platform, "10.00", None));
     assert!(
         cashier.contains("57") && cashier.contains("supervisor"),
         "{cashier}"
     );
-    let wrong_password = refused(refund("10.00", Some("9999")));
+    let wrong_password = refused(refund(&platform, "10.00", Some("9999")));
     assert!(wrong_password.contains("55"), "{wrong_password}");
 
-    ok(refund("30.00", Some("0000")));
+    ok(refund(&platform, "30.00", Some("0000")));
     assert_eq!(platform.available_fen(CREDIT), before - 2_000);
-    let too_much = refused(refund("20.01", Some("0000")));
+    let date = today();
+    let show = |platform: &Platform| {
+        String::from_utf8_lossy(
+            &platform
+                .posctl(&["txn", "show", "--rrn", &original_rrn, "--date", &date])
+                .stdout,
+        )
+        .into_owned()
+    };
+    eventually("posctl shows 30.00 of 50.00 refunded", || {
+        show(&platform).contains("status: PARTIALLY_REFUNDED  refunded 30.00 of 50.00 CNY")
+    });
+    let too_much = refused(refund(&platform, "20.01", Some("0000")));
     assert!(
         too_much.contains("61") && too_much.contains("20.00"),
         "{too_much}"
     );
-    ok(refund("20.00", Some("0000")));
+    ok(refund(&platform, "20.00", Some("0000")));
     assert_eq!(
         platform.available_fen(CREDIT),
         before,
         "refunded in full, to the fen"
     );
-    let nothing_left = refused(refund("0.01", Some("0000")));
+    eventually("posctl shows the purchase refunded in full", || {
+        let shown = show(&platform);
+        shown.contains("status: REFUNDED") && shown.contains("refunded 50.00 of 50.00")
+    });
+    let nothing_left = refused(refund(&platform, "0.01", Some("0000")));
     assert!(nothing_left.contains("61"), "{nothing_left}");
 
     let unknown = refused(platform.agent(
@@ -423,6 +454,22 @@ fn partial_refunds_add_up_to_at_most_the_original() {
         })
         .collect();
     assert_eq!(codes, ["57", "61", "61", "25"]);
+
+    // Redis is only a projection: flushed and rebuilt from the topics, the limits still hold
+    // and the history is the same.
+    let history = show(&platform);
+    platform.flush_and_restart();
+    ok(platform.agent("r", &["sign-in"]));
+    ok(platform.agent("r", &["login", "--operator", "01", "--password", "0000"]));
+    let after_flush = refused(refund(&platform, "0.01", Some("0000")));
+    assert!(after_flush.contains("61"), "{after_flush}");
+    eventually("the history is rebuilt", || show(&platform) == history);
+    assert_eq!(platform.available_fen(CREDIT), before);
+}
+
+/// The batch number printed on a receipt.
+fn batch_of(receipt: &str) -> u32 {
+    receipt_value(receipt, "批次号 BATCH NO.:").parse().unwrap()
 }
 
 /// Today's business date, China time.

@@ -77,43 +77,79 @@ impl Platform {
     pub fn start_full() -> Self {
         let mut platform = Self::start();
         platform.start_issuer();
+        platform.start_authorization();
+        platform.start_reversal();
+        platform
+    }
+
+    /// Starts (or restarts) the authorization service on its port.
+    pub fn start_authorization(&mut self) {
+        if let Some(mut running) = self.authorization.take() {
+            running.stop();
+        }
         let envs = [
             (
                 "POS_AUTHORIZATION_LISTEN",
-                format!("127.0.0.1:{}", platform.authorization_port),
+                format!("127.0.0.1:{}", self.authorization_port),
             ),
             (
                 "POS_AUTHORIZATION_METRICS",
                 format!("127.0.0.1:{}", free_port()),
             ),
-            ("POS_KAFKA", platform.env.kafka.clone()),
-            ("POS_TOPIC_NAMESPACE", platform.env.namespace.clone()),
-            ("POS_REDIS", platform.env.redis.clone()),
-            ("POS_REDIS_PREFIX", platform.env.namespace.clone()),
+            ("POS_KAFKA", self.env.kafka.clone()),
+            ("POS_TOPIC_NAMESPACE", self.env.namespace.clone()),
+            ("POS_REDIS", self.env.redis.clone()),
+            ("POS_REDIS_PREFIX", self.env.namespace.clone()),
             (
                 "POS_HSM_LMK_FILE",
-                platform.dir.join("lmk.hex").display().to_string(),
+                self.dir.join("lmk.hex").display().to_string(),
             ),
             (
                 "POS_TOKEN_KEY_FILE",
-                platform.dir.join("token-key.hex").display().to_string(),
+                self.dir.join("token-key.hex").display().to_string(),
             ),
             (
                 "POS_ISSUER_URL",
-                format!("http://127.0.0.1:{}", platform.issuer_port),
+                format!("http://127.0.0.1:{}", self.issuer_port),
             ),
             ("POS_ISSUER_TIMEOUT_MS", "3000".to_owned()),
             ("RUST_LOG", "info".to_owned()),
         ];
-        let mut authorization = ServiceProcess::start("authorization", &envs, &platform.dir);
-        authorization.wait_for_port(platform.authorization_port);
-        platform.authorization = Some(authorization);
-        platform.start_reversal();
-        platform
+        let mut authorization = ServiceProcess::start("authorization", &envs, &self.dir);
+        authorization.wait_for_port(self.authorization_port);
+        self.authorization = Some(authorization);
+    }
+
+    /// Flushes the platform's Redis keys (not the bank's) and restarts every service, which
+    /// rebuild their state from the topics; the terminals must sign in again.
+    pub fn flush_and_restart(&mut self) {
+        self.gateway.stop();
+        if let Some(mut authorization) = self.authorization.take() {
+            authorization.stop();
+        }
+        self.stop_reversal();
+        let env = self.env.clone();
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async move {
+                let store = pos_store::Store::connect(&env.store()).await.unwrap();
+                store.flush_prefix().await.unwrap();
+            });
+        self.gateway = Self::spawn_gateway(
+            &self.env,
+            &self.dir,
+            self.port,
+            (self.authorization_port, self.reversal_port),
+        );
+        self.start_authorization();
+        self.start_reversal();
     }
 
     /// Starts (or restarts) the reversal service on its port.
     pub fn start_reversal(&mut self) {
+        self.stop_reversal();
         let envs = [
             (
                 "POS_REVERSAL_LISTEN",
