@@ -282,6 +282,28 @@ fn a_void_in_the_open_batch_works_once_and_each_refusal_has_its_code() {
         twice.contains("12") && twice.contains("already voided"),
         "{twice}"
     );
+    let refund_voided = refused(platform.agent(
+        "v",
+        &[
+            "refund",
+            "--rrn",
+            &rrn(&sale),
+            "--date",
+            &today(),
+            "--amount",
+            "10.00",
+            "--card",
+            CREDIT_CARD,
+            "--entry",
+            "tap",
+            "--supervisor-password",
+            "0000",
+        ],
+    ));
+    assert!(
+        refund_voided.contains("12") && refund_voided.contains("voided"),
+        "a voided purchase cannot be refunded: {refund_voided}"
+    );
     let unknown = refused(platform.agent("v", &["void", "--stan", "999999", "--amount", "1.00"]));
     assert!(unknown.contains("25"), "{unknown}");
     assert_eq!(
@@ -510,4 +532,76 @@ fn close_batch(platform: &Platform, merchant: &str, terminal: &str, batch: u32) 
             .windows(key.len())
             .any(|w| w == key.as_bytes())
     });
+}
+
+#[test]
+fn a_reversal_that_arrives_before_its_original_makes_the_original_be_refused() {
+    let platform = Platform::start_full();
+    let merchant = platform.active_merchant();
+    let terminal = platform.ready_terminal(&merchant, "e");
+    let before = platform.available_fen(CREDIT);
+    // The STAN the terminal will use next, and its batch, from its session file.
+    let session: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(platform.device_dir("e").join("session.json")).unwrap(),
+    )
+    .unwrap();
+    let stan = u32::try_from(session["next_stan"].as_u64().unwrap().max(1)).unwrap();
+    let batch = u32::try_from(session["batch_no"].as_u64().unwrap()).unwrap();
+
+    // The reversal overtakes its purchase (delivered by the gateway, as after a lost request).
+    let url = format!("http://127.0.0.1:{}", platform.reversal_port);
+    let answer = runtime().block_on(async move {
+        let channel = tonic::transport::Endpoint::from_shared(url)
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        pos_proto::v1::reversal_client::ReversalClient::new(channel)
+            .reverse(pb::ReverseRequest {
+                original: Some(pb::TerminalTraceRef {
+                    terminal_id: terminal.clone(),
+                    batch_no: batch,
+                    stan,
+                }),
+                original_type: pb::TransactionType::Purchase as i32,
+                amount: Some(pb::Money {
+                    minor_units: 1_500,
+                    currency: "CNY".to_owned(),
+                }),
+                reason_code: "98".to_owned(),
+                merchant_id: merchant.clone(),
+                ..pb::ReverseRequest::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+    });
+    assert_eq!(answer.response_code, "00");
+    assert_eq!(answer.outcome, pb::ReversalOutcome::OriginalNotFound as i32);
+
+    // The late original is refused and moves nothing.
+    let late = refused(platform.agent(
+        "e",
+        &[
+            "purchase",
+            "--amount",
+            "15.00",
+            "--card",
+            CREDIT_CARD,
+            "--entry",
+            "tap",
+        ],
+    ));
+    assert!(late.contains("12"), "{late}");
+    assert_eq!(platform.available_fen(CREDIT), before);
+    let events = transaction_events(&platform);
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e.payload, Some(Payload::AuthorizationApproved(_)))),
+        "no approval stands"
+    );
+    // The next purchase (next STAN) goes through.
+    purchase(&platform, "e", "15.00");
+    assert_eq!(platform.available_fen(CREDIT), before - 1_500);
 }
