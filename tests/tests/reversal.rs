@@ -605,3 +605,100 @@ fn a_reversal_that_arrives_before_its_original_makes_the_original_be_refused() {
     purchase(&platform, "e", "15.00");
     assert_eq!(platform.available_fen(CREDIT), before - 1_500);
 }
+
+#[test]
+fn reversing_a_completion_gives_the_hold_back_and_a_reversed_pre_auth_cannot_be_completed() {
+    let platform = Platform::start_full();
+    let merchant = platform.active_merchant();
+    let terminal = platform.ready_terminal(&merchant, "c");
+    let before = platform.available_fen(DEBIT);
+    let card = ["--card", DEBIT_CARD, "--entry", "chip", "--pin", "123456"];
+    let agent = |args: &[&str]| {
+        let all: Vec<&str> = args.iter().chain(card.iter()).copied().collect();
+        platform.agent("c", &all)
+    };
+    let pre_auth = ok(agent(&["preauth", "--amount", "100.00"]));
+    let code = receipt_value(&pre_auth, "授权码 AUTH NO.:");
+    assert_eq!(platform.available_fen(DEBIT), before - 10_000);
+    let completion = ok(agent(&[
+        "complete",
+        "--amount",
+        "80.00",
+        "--auth-code",
+        &code,
+    ]));
+    assert_eq!(platform.available_fen(DEBIT), before - 8_000);
+
+    // The terminal never got the completion's answer: its reversal restores the hold.
+    let reverse = |stan: u32, kind: pb::TransactionType, fen: i64| {
+        let url = format!("http://127.0.0.1:{}", platform.reversal_port);
+        let (terminal, merchant) = (terminal.clone(), merchant.clone());
+        let batch = batch_of(&pre_auth);
+        runtime().block_on(async move {
+            let channel = tonic::transport::Endpoint::from_shared(url)
+                .unwrap()
+                .connect()
+                .await
+                .unwrap();
+            pos_proto::v1::reversal_client::ReversalClient::new(channel)
+                .reverse(pb::ReverseRequest {
+                    original: Some(pb::TerminalTraceRef {
+                        terminal_id: terminal,
+                        batch_no: batch,
+                        stan,
+                    }),
+                    original_type: kind as i32,
+                    amount: Some(pb::Money {
+                        minor_units: fen,
+                        currency: "CNY".to_owned(),
+                    }),
+                    reason_code: "98".to_owned(),
+                    merchant_id: merchant,
+                    ..pb::ReverseRequest::default()
+                })
+                .await
+                .unwrap()
+                .into_inner()
+        })
+    };
+    let completion_stan: u32 = voucher(&completion).parse().unwrap();
+    let answer = reverse(
+        completion_stan,
+        pb::TransactionType::PreAuthCompletion,
+        8_000,
+    );
+    assert_eq!(answer.outcome, pb::ReversalOutcome::Reversed as i32);
+    assert_eq!(
+        platform.available_fen(DEBIT),
+        before - 10_000,
+        "the hold is back"
+    );
+    // ... and the pre-authorization can be completed again.
+    let mut again = String::new();
+    eventually("the pre-authorization is completable again", || {
+        let out = agent(&["complete", "--amount", "60.00", "--auth-code", &code]);
+        again = String::from_utf8_lossy(&out.stdout).into_owned();
+        out.status.success()
+    });
+    assert_eq!(platform.available_fen(DEBIT), before - 6_000);
+
+    // A reversed pre-authorization releases its hold and cannot be completed.
+    let second = ok(agent(&["preauth", "--amount", "30.00"]));
+    let second_code = receipt_value(&second, "授权码 AUTH NO.:");
+    let second_stan: u32 = voucher(&second).parse().unwrap();
+    assert_eq!(platform.available_fen(DEBIT), before - 9_000);
+    let answer = reverse(second_stan, pb::TransactionType::PreAuth, 3_000);
+    assert_eq!(answer.outcome, pb::ReversalOutcome::Reversed as i32);
+    assert_eq!(platform.available_fen(DEBIT), before - 6_000);
+    let mut refused_text = String::new();
+    eventually(
+        "completing the reversed pre-authorization is refused",
+        || {
+            let out = agent(&["complete", "--amount", "30.00", "--auth-code", &second_code]);
+            refused_text = String::from_utf8_lossy(&out.stderr).into_owned();
+            !out.status.success() && refused_text.contains("reversed")
+        },
+    );
+    assert!(refused_text.contains("12"), "{refused_text}");
+    assert_eq!(platform.available_fen(DEBIT), before - 6_000);
+}

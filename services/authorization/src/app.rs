@@ -104,6 +104,14 @@ pub async fn run(
     });
 
     let stop = shutdown_channel(shutdown);
+    let holds_bus = bus.clone();
+    let holds_records = service.records.clone();
+    let holds_stop = stop.clone();
+    tokio::spawn(async move {
+        if let Err(e) = crate::holds::follow(&holds_bus, holds_records, stopped(holds_stop)).await {
+            tracing::error!(error = %format!("{e:#}"), "the pre-authorization hold follower stopped");
+        }
+    });
     let (metrics_addr, metrics_server) =
         pos_telemetry::metrics::bind(config.metrics, stopped(stop.clone())).await?;
     tokio::spawn(metrics_server);

@@ -6,9 +6,9 @@
 //! `service` (the flow, with `checks`, `calls` and `record` for its steps), `model` (the
 //! request), `rules` (pure validation and policies), `emv` and `tlv` (field 55), `idempotency`
 //! (terminal id + batch + STAN), `clients` (issuer and fraud-check calls), `decision` (event,
-//! answer and record of a decision; its record is `pos_facts::txn`), `rebuild`
-//! (records and answers from the topic after a flush), `clock`, `metrics`, `error` (one
-//! mapping to gRPC codes).
+//! answer and record of a decision; its record is `pos_facts::txn`), `rebuild` (records and
+//! answers from the topic after a flush), `holds` (pre-authorization holds after reversals),
+//! `clock`, `metrics`, `error` (one mapping to gRPC codes).
 
 mod app;
 mod clients;
@@ -18,6 +18,7 @@ mod decision;
 mod emv;
 mod error;
 mod grpc;
+mod holds;
 mod idempotency;
 mod metrics;
 mod model;

@@ -6,7 +6,9 @@
 //!
 //! A marker key `authz:rebuilt` says the state is complete; it is set once the topic has been
 //! read to its end, so a restart with Redis intact does not re-read the topic. Restored records
-//! keep what is left of their time to live, computed from the event's `occurred_at`; answers
+//! keep what is left of their time to live, computed from the event's `occurred_at` (a
+//! reversal of a pre-authorization, of its completion or of its void sets its hold state as
+//! [`hold_change`] says, as the live follower in `holds` does); answers
 //! restored from events lack the balance of an inquiry and the issuer's chip data (events do
 //! not carry them).
 
@@ -51,6 +53,7 @@ pub async fn rebuild_if_needed(
                 restored += 1;
                 settled.extend(applied);
             }
+            settled.extend(hold_change(&event.envelope));
             Ok(())
         })
         .await?;
@@ -88,12 +91,42 @@ pub fn decision_facts(envelope: &EventEnvelope) -> Option<&pb::TransactionFacts>
     }
 }
 
-/// A pre-authorization completed or voided by a restored transaction.
-#[derive(Debug)]
-struct Settle {
-    pre_auth: String,
-    state: &'static str,
-    by: String,
+/// A pre-authorization completed or voided by a restored transaction, or changed by a
+/// reversal.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Settle {
+    /// The pre-authorization's transaction id.
+    pub pre_auth: String,
+    /// Its hold state from now on.
+    pub state: &'static str,
+    /// The transaction (or reversal) that changed it; empty when it is held again.
+    pub by: String,
+}
+
+/// What a reversal does to a pre-authorization's hold: reversing the pre-authorization
+/// releases it ("reversed"); reversing its completion or its void puts the hold back ("held",
+/// as the issuer does).
+pub fn hold_change(envelope: &EventEnvelope) -> Option<Settle> {
+    let Some(Payload::TransactionReversed(reversed)) = envelope.payload.as_ref() else {
+        return None;
+    };
+    let original = reversed.original.as_ref()?;
+    match pb::TransactionType::try_from(original.transaction_type).ok()? {
+        pb::TransactionType::PreAuth => Some(Settle {
+            pre_auth: original.transaction_id.clone(),
+            state: "reversed",
+            by: reversed.reversal_id.clone(),
+        }),
+        pb::TransactionType::PreAuthCompletion | pb::TransactionType::PreAuthVoid => {
+            let pre_auth = original.original.as_ref()?.transaction_id.clone();
+            (!pre_auth.is_empty()).then_some(Settle {
+                pre_auth,
+                state: "held",
+                by: String::new(),
+            })
+        }
+        _ => None,
+    }
 }
 
 /// Restores what one event says, leaving records that exist as they are; `None` when it
@@ -161,4 +194,58 @@ fn millis(at: SystemTime) -> String {
     at.duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis())
         .to_string()
+}
+
+#[cfg(test)]
+mod hold_tests {
+    use super::*;
+
+    fn reversed(kind: pb::TransactionType, original: Option<&str>) -> EventEnvelope {
+        EventEnvelope {
+            payload: Some(Payload::TransactionReversed(pb::TransactionReversed {
+                reversal_id: "T0000001:1:7".to_owned(),
+                original: Some(pb::TransactionFacts {
+                    transaction_id: "txn".to_owned(),
+                    transaction_type: kind as i32,
+                    original: original.map(|id| pb::OriginalTransactionRef {
+                        transaction_id: id.to_owned(),
+                        ..pb::OriginalTransactionRef::default()
+                    }),
+                    ..pb::TransactionFacts::default()
+                }),
+                ..pb::TransactionReversed::default()
+            })),
+            ..EventEnvelope::default()
+        }
+    }
+
+    #[test]
+    fn reversals_release_a_pre_auth_or_give_back_the_hold_its_completion_or_void_took() {
+        assert_eq!(
+            hold_change(&reversed(pb::TransactionType::PreAuth, None)),
+            Some(Settle {
+                pre_auth: "txn".to_owned(),
+                state: "reversed",
+                by: "T0000001:1:7".to_owned(),
+            })
+        );
+        for kind in [
+            pb::TransactionType::PreAuthCompletion,
+            pb::TransactionType::PreAuthVoid,
+        ] {
+            assert_eq!(
+                hold_change(&reversed(kind, Some("pre"))),
+                Some(Settle {
+                    pre_auth: "pre".to_owned(),
+                    state: "held",
+                    by: String::new(),
+                })
+            );
+            assert_eq!(hold_change(&reversed(kind, None)), None);
+        }
+        assert_eq!(
+            hold_change(&reversed(pb::TransactionType::Purchase, None)),
+            None
+        );
+    }
 }

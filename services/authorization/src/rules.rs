@@ -359,6 +359,12 @@ pub fn check_original(
                 "the pre-authorization is already voided",
             ));
         }
+        "reversed" => {
+            return Err(refuse(
+                C::InvalidTransaction,
+                "the pre-authorization was reversed: its hold is released",
+            ));
+        }
         _ => {}
     }
     let currency =

@@ -67,6 +67,14 @@ pub fn original_facts(record: &TxnRecord) -> pb::TransactionFacts {
         issuer_hold_id: record.hold_id.clone(),
         business_date: record.business_date.clone(),
         issuer_reference: record.issuer_reference.clone(),
+        // A completion's or pre-auth void's pre-authorization, so that its hold can be found.
+        original: (!record.original_transaction_id.is_empty()).then(|| {
+            pb::OriginalTransactionRef {
+                transaction_id: record.original_transaction_id.clone(),
+                transaction_type: pb::TransactionType::PreAuth as i32,
+                ..pb::OriginalTransactionRef::default()
+            }
+        }),
         ..pb::TransactionFacts::default()
     }
 }
