@@ -248,6 +248,7 @@ fn operators_reach_the_gateway_over_tls_with_their_token() {
         ),
         ("POS_AUTHORIZATION_URL", "https://localhost:1".to_owned()),
         ("POS_REVERSAL_URL", "https://localhost:1".to_owned()),
+        ("POS_SETTLEMENT_URL", "https://localhost:1".to_owned()),
         ("POS_TLS_CERT", server.cert.display().to_string()),
         ("POS_TLS_KEY", server.key.display().to_string()),
         ("POS_TLS_CA", server.ca.display().to_string()),

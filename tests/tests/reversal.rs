@@ -314,17 +314,11 @@ fn a_void_in_the_open_batch_works_once_and_each_refusal_has_its_code() {
 
     // A purchase whose batch settlement closed cannot be voided: refund is the way.
     let later = purchase(&platform, "v", "20.00");
-    let later_stan = voucher(&later);
-    let batch = transaction_events(&platform)
-        .iter()
-        .find_map(|e| match &e.payload {
-            Some(Payload::AuthorizationApproved(a)) => a.txn.as_ref().and_then(|t| t.trace.clone()),
-            _ => None,
-        })
-        .unwrap()
-        .batch_no;
-    close_batch(&platform, &merchant, &terminal, batch);
-    let settled = refused(platform.agent("v", &["void", "--stan", &later_stan]));
+    // The batch is settled (结算): a void is refused with the reason, refund is the way.
+    let settlement = ok(platform.agent("v", &["settle"]));
+    assert!(settlement.contains("BALANCED"), "{settlement}");
+    let settled =
+        refused(platform.agent("v", &["void", "--rrn", &rrn(&later), "--amount", "20.00"]));
     assert!(settled.contains("use refund"), "{settled}");
     let refund = ok(platform.agent(
         "v",
@@ -497,41 +491,6 @@ fn batch_of(receipt: &str) -> u32 {
 /// Today's business date, China time.
 fn today() -> String {
     pos_domain::time::ChinaTime::now().date_iso()
-}
-
-/// Records that settlement closed `batch` of `terminal` (what the settlement service
-/// publishes when a batch closes).
-fn close_batch(platform: &Platform, merchant: &str, terminal: &str, batch: u32) {
-    let config = platform.env.bus("settlement-test");
-    let (merchant, owned) = (merchant.to_owned(), terminal.to_owned());
-    runtime().block_on(async move {
-        let terminal = owned;
-        let publisher = pos_events::EventPublisher::new(&config).unwrap();
-        let closed = pb::BatchClosed {
-            terminal_id: terminal.clone(),
-            merchant_id: merchant,
-            batch_no: batch,
-            next_batch_no: batch + 1,
-            ..pb::BatchClosed::default()
-        };
-        let envelope = pos_events::new_envelope(
-            &pos_events::AggregateRef::new("batch", format!("{terminal}:{batch}")),
-            1,
-            "settlement",
-            Payload::BatchClosed(closed),
-        );
-        publisher
-            .publish(Topic::Settlement, &terminal, &envelope)
-            .await
-            .unwrap();
-    });
-    // The reversal service follows the settlement topic into its state.
-    let key = format!("{}:rev:closed:{}:{batch}", platform.env.namespace, terminal);
-    eventually("the reversal service saw the batch close", || {
-        support::redis_bytes(&platform.env)
-            .windows(key.len())
-            .any(|w| w == key.as_bytes())
-    });
 }
 
 #[test]

@@ -19,6 +19,7 @@ const GATEWAY: &str = "127.0.0.1:7001";
 const AUTHORIZATION: &str = "127.0.0.1:7002";
 const ISSUER: &str = "127.0.0.1:7010";
 const REVERSAL: &str = "127.0.0.1:7003";
+const SETTLEMENT: &str = "127.0.0.1:7004";
 
 /// Demo terminals seeded when `--terminals` is not given.
 const DEFAULT_TERMINALS: u32 = 2;
@@ -241,6 +242,7 @@ pub fn up(args: &[String]) -> Result<()> {
         ),
         ("POS_AUTHORIZATION_URL", format!("http://{AUTHORIZATION}")),
         ("POS_REVERSAL_URL", format!("http://{REVERSAL}")),
+        ("POS_SETTLEMENT_URL", format!("http://{SETTLEMENT}")),
         ("POS_ISSUER_URL", format!("http://{ISSUER}")),
     ];
     let mut services = Services {
@@ -261,6 +263,7 @@ pub fn up(args: &[String]) -> Result<()> {
     services.start(&bin, "terminal-gateway", &dir, &with(&[]), GATEWAY)?;
     services.start(&bin, "authorization", &dir, &with(&[]), AUTHORIZATION)?;
     services.start(&bin, "reversal", &dir, &with(&[]), REVERSAL)?;
+    services.start(&bin, "settlement", &dir, &with(&[]), SETTLEMENT)?;
 
     let token_file = secrets.join("admin.token");
     let posctl_env = vec![
@@ -358,10 +361,10 @@ fn print_guide(
     println!();
     println!("The platform is up (logs and data in .pos/up; Ctrl-C stops everything).");
     println!(
-        "  terminal gateway  http://{GATEWAY}   authorization http://{AUTHORIZATION}   reversal http://{REVERSAL}   issuer http://{ISSUER}"
+        "  terminal gateway  http://{GATEWAY}   authorization http://{AUTHORIZATION}   reversal http://{REVERSAL}   settlement http://{SETTLEMENT}   issuer http://{ISSUER}"
     );
     println!(
-        "  kafka {kafka}   redis {redis}   metrics 127.0.0.1:9101 (gateway), 9102, 9103, 9110"
+        "  kafka {kafka}   redis {redis}   metrics 127.0.0.1:9101 (gateway), 9102, 9103, 9104, 9110"
     );
     println!(
         "  demo merchant {merchant_id}; operator token in {}",

@@ -10,12 +10,23 @@
 //! Layout under the deployment prefix:
 //! - `facts:merchant:{merchant_id}`: status, name, city, mcc, limit_minor, currency;
 //! - `facts:terminal:{terminal_id}`: status, merchant_id;
-//! - `session:{terminal_id}`: key_version, pin, mac (hex of keys under the LMK), session_id.
+//! - `session:{terminal_id}`: key_version, pin, mac (hex of keys under the LMK), session_id;
+//! - `facts:batch:{terminal_id}`: the open batch number and the business date of its first
+//!   transaction, written by the settlement service (rebuilt with its batch projection).
 
 pub mod txn;
 
 use pos_crypto::KeyUnderLmk;
 use pos_store::{Result, Store, StoreError};
+
+/// A terminal's open batch, as the settlement service keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenBatch {
+    /// Batch number new transactions belong to.
+    pub batch_no: u32,
+    /// Business date of its first transaction; empty while it has none.
+    pub first_business_date: String,
+}
 
 /// What the transaction path knows of a merchant.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -168,6 +179,42 @@ impl Facts {
                 &[
                     ("status", &facts.status),
                     ("merchant_id", &facts.merchant_id),
+                ],
+            )
+            .await
+    }
+
+    fn batch_key(&self, terminal_id: &str) -> String {
+        self.store.key(&["facts", "batch", terminal_id])
+    }
+
+    /// The terminal's open batch as settlement knows it: `None` before its first settlement.
+    pub async fn open_batch(&self, terminal_id: &str) -> Result<Option<OpenBatch>> {
+        let key = self.batch_key(terminal_id);
+        let fields = self.store.hash_get_all(&key).await?;
+        if fields.is_empty() {
+            return Ok(None);
+        }
+        let batch_no = field(&fields, "batch_no")
+            .parse()
+            .map_err(|_| StoreError::Corrupt {
+                key: key.clone(),
+                detail: "bad batch number".to_owned(),
+            })?;
+        Ok(Some(OpenBatch {
+            batch_no,
+            first_business_date: field(&fields, "first_business_date").to_owned(),
+        }))
+    }
+
+    /// Records the terminal's open batch (settlement is the only writer).
+    pub async fn put_open_batch(&self, terminal_id: &str, batch: &OpenBatch) -> Result<()> {
+        self.store
+            .hash_set(
+                &self.batch_key(terminal_id),
+                &[
+                    ("batch_no", &batch.batch_no.to_string()),
+                    ("first_business_date", &batch.first_business_date),
                 ],
             )
             .await

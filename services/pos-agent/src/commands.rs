@@ -4,6 +4,7 @@
 mod financial;
 #[cfg(test)]
 mod flow_tests;
+mod settle;
 mod void_refund;
 
 use std::time::{Duration, SystemTime};
@@ -284,6 +285,7 @@ impl Terminal {
             request: Request::from(request.kind),
             amount: amount.clone(),
             masked_pan: card.pan.masked().to_string(),
+            entry_mode: entry_mode(&card_data),
             local_datetime: clock.iso(),
             types: vec![request.kind.transaction_type()],
             original: Original {
@@ -412,6 +414,11 @@ fn working_key(
 fn password_block(pin_key: &DesKey, password: &str) -> anyhow::Result<Vec<u8>> {
     let block = pinblock::format1(password).context("passwords are 4 to 12 digits")?;
     Ok(pin_key.encrypt_ecb(&block)?)
+}
+
+/// How the card of `data` was read.
+fn entry_mode(data: &pb::CardData) -> pb::CardEntryMode {
+    pb::CardEntryMode::try_from(data.entry_mode).unwrap_or_default()
 }
 
 /// An amount in minor units for field 55 (0 when none).

@@ -187,6 +187,10 @@ pub struct BatchEntry {
     pub approval_code: String,
     /// Masked PAN; empty when no card was read and the host sent none.
     pub masked_pan: String,
+    /// How the card was read; unspecified when no card was read (and in records written
+    /// before the journal kept it).
+    #[serde(default, with = "mode_name")]
+    pub entry_mode: pb::CardEntryMode,
     /// Business (settlement) date from the host, "YYYY-MM-DD".
     pub business_date: String,
     /// Local date-time of the request.
@@ -271,24 +275,51 @@ impl std::fmt::Display for Totals {
     }
 }
 
-/// The batch totals per currency. Voided and reversed transactions count nowhere, and voids
-/// themselves neither (the original and its void cancel out); pre-authorizations and their
-/// voids move no money.
-pub fn totals(entries: &[BatchEntry]) -> BTreeMap<String, Totals> {
+/// Which side of the settlement totals a transaction counts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// Purchases and pre-auth completions.
+    Debit,
+    /// Refunds.
+    Credit,
+}
+
+impl Totals {
+    /// Adds one transaction of `minor` units on `side`.
+    pub fn add(&mut self, side: Side, minor: i64) {
+        let (count, sum) = match side {
+            Side::Debit => (&mut self.debit_count, &mut self.debit_minor),
+            Side::Credit => (&mut self.credit_count, &mut self.credit_minor),
+        };
+        *count = count.saturating_add(1);
+        *sum = sum.saturating_add(minor);
+    }
+}
+
+/// The side a transaction of the batch counts on in the totals, or `None` when it counts
+/// nowhere: voided and reversed transactions, voids themselves (the original and its void
+/// cancel out), pre-authorizations and their voids (they move no money).
+pub fn counted(entry: &BatchEntry) -> Option<Side> {
     use pb::TransactionType as T;
+    if entry.state != EntryState::Approved {
+        return None;
+    }
+    match entry.transaction_type {
+        T::Purchase | T::PreAuthCompletion => Some(Side::Debit),
+        T::Refund => Some(Side::Credit),
+        _ => None,
+    }
+}
+
+/// The batch totals per currency, of the transactions that are [`counted`].
+pub fn totals(entries: &[BatchEntry]) -> BTreeMap<String, Totals> {
     let mut totals: BTreeMap<String, Totals> = BTreeMap::new();
-    for entry in entries.iter().filter(|e| e.state == EntryState::Approved) {
-        let sums = totals.entry(entry.amount.currency.clone()).or_default();
-        match entry.transaction_type {
-            T::Purchase | T::PreAuthCompletion => {
-                sums.debit_count += 1;
-                sums.debit_minor = sums.debit_minor.saturating_add(entry.amount.minor_units);
-            }
-            T::Refund => {
-                sums.credit_count += 1;
-                sums.credit_minor = sums.credit_minor.saturating_add(entry.amount.minor_units);
-            }
-            _ => {}
+    for entry in entries {
+        if let Some(side) = counted(entry) {
+            totals
+                .entry(entry.amount.currency.clone())
+                .or_default()
+                .add(side, entry.amount.minor_units);
         }
     }
     totals
@@ -505,6 +536,22 @@ mod type_name {
     }
 }
 
+/// Card entry modes stored by their contract names ("CARD_ENTRY_MODE_CHIP").
+mod mode_name {
+    use pos_proto::v1::CardEntryMode;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(mode: &CardEntryMode, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(mode.as_str_name())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<CardEntryMode, D::Error> {
+        let name = String::deserialize(d)?;
+        CardEntryMode::from_str_name(&name)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown card entry mode {name}")))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -547,6 +594,7 @@ mod tests {
             rrn: format!("6123456789{stan:02}"),
             approval_code: "A1B2C3".to_owned(),
             masked_pan: "622202****3446".to_owned(),
+            entry_mode: pb::CardEntryMode::Chip,
             business_date: "2026-11-28".to_owned(),
             local_datetime: "2026-11-28T18:00:00".to_owned(),
             operator_no: "01".to_owned(),
@@ -703,6 +751,54 @@ mod tests {
                 credit_count: 1,
                 credit_minor: 1_200,
             }
+        );
+    }
+
+    #[test]
+    fn entries_keep_their_entry_mode_and_older_records_read_without_one() {
+        let stored = encode(&entry(1, T::Purchase, 5_000)).unwrap();
+        let text = String::from_utf8(stored).unwrap();
+        assert!(text.contains("\"CARD_ENTRY_MODE_CHIP\""), "{text}");
+        let older = text.replace(",\"entry_mode\":\"CARD_ENTRY_MODE_CHIP\"", "");
+        assert!(!older.contains("entry_mode"), "{older}");
+        let read: BatchEntry = decode(older.as_bytes()).unwrap();
+        assert_eq!(read.entry_mode, pb::CardEntryMode::Unspecified);
+        assert_eq!(read.stan, 1);
+    }
+
+    #[test]
+    fn only_standing_purchases_completions_and_refunds_are_counted() {
+        let mut voided = entry(1, T::Purchase, 100);
+        voided.state = EntryState::Voided;
+        let mut reversed = entry(2, T::PreAuthCompletion, 100);
+        reversed.state = EntryState::Reversed;
+        let sides: Vec<_> = [
+            entry(3, T::Purchase, 100),
+            entry(4, T::PreAuthCompletion, 100),
+            entry(5, T::Refund, 100),
+            entry(6, T::PurchaseVoid, 100),
+            entry(7, T::CompletionVoid, 100),
+            entry(8, T::PreAuth, 100),
+            entry(9, T::PreAuthVoid, 100),
+            voided,
+            reversed,
+        ]
+        .iter()
+        .map(counted)
+        .collect();
+        assert_eq!(
+            sides,
+            [
+                Some(Side::Debit),
+                Some(Side::Debit),
+                Some(Side::Credit),
+                None,
+                None,
+                None,
+                None,
+                None,
+                None
+            ]
         );
     }
 

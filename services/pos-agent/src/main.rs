@@ -1,8 +1,8 @@
 //! `pos-agent`: the POS terminal (DESIGN.md §2). Each command is what the cashier does on a
 //! real terminal: activate the device once, sign in (签到) for fresh working keys, log an
-//! operator in, take payments, void and refund them. The terminal's keys live in its data
-//! directory (owner-only), beside its journal of pending reversals (冲正) and of the batch's
-//! transactions.
+//! operator in, take payments, void and refund them, settle the batch (结算). The terminal's
+//! keys live in its data directory (owner-only), beside its journal of pending reversals (冲正)
+//! and of the batch's transactions.
 
 mod answer;
 mod card;
@@ -15,6 +15,7 @@ mod original;
 mod receipt;
 mod reversal;
 mod sale;
+mod settlement;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -30,7 +31,13 @@ use clap::{ArgGroup, Parser, Subcommand};
     after_help = "A purchase, pre-auth, completion, pre-auth void or void that gets no valid answer \
                   is reversed (冲正): its reversal is written to the journal (DATA_DIR/journal.redb) \
                   before the request goes out and is sent until the host acknowledges it, right \
-                  after sign-in, before the next transaction, or with `pos-agent reverse`."
+                  after sign-in, before the next transaction, or with `pos-agent reverse`.\n\n\
+                  Settlement (结算, `pos-agent settle [--list]`) sends the pending reversals first, \
+                  then the batch totals; when the host's totals differ, every transaction that \
+                  counts in them is uploaded; then the host closes the batch, the terminal moves \
+                  to the next batch number and saves the settlement slip (结算单) with the \
+                  receipts (DATA_DIR/receipts). If anything is refused the batch stays open: \
+                  run `pos-agent settle` again."
 )]
 struct Cli {
     /// The terminal's data directory (identity, keys, session).
@@ -112,6 +119,13 @@ enum Command {
     Reverse,
     /// Print the pending reversals and the current batch's transactions with its totals.
     Journal,
+    /// Settlement 结算 of the open batch: totals to the host, batch upload when they differ,
+    /// then the batch is closed and the next one opens.
+    Settle {
+        /// Also print the batch's transaction list (明细) before the summary.
+        #[arg(long)]
+        list: bool,
+    },
     /// Supervisor (operator 00) unlocks a locked cashier.
     Unlock {
         #[arg(long)]
@@ -312,6 +326,7 @@ async fn main() -> ExitCode {
             }
             Command::Reverse => terminal.reverse().await,
             Command::Journal => terminal.show_journal(),
+            Command::Settle { list } => terminal.settle(list).await,
             Command::Unlock {
                 operator,
                 supervisor_password,

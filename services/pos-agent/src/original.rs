@@ -228,6 +228,7 @@ mod tests {
             rrn: "612345678901".to_owned(),
             approval_code: "A1B2C3".to_owned(),
             masked_pan: "622202****3446".to_owned(),
+            entry_mode: pb::CardEntryMode::Chip,
             business_date: "2026-11-28".to_owned(),
             local_datetime: "2026-11-28T18:00:00".to_owned(),
             operator_no: "01".to_owned(),

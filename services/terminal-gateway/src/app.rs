@@ -15,6 +15,7 @@ use pos_events::{BusConfig, EventPublisher, EventReader, ReceivedEvent, Topic, e
 use pos_proto::v1::EncryptedValue;
 use pos_proto::v1::authorization_client::AuthorizationClient;
 use pos_proto::v1::reversal_client::ReversalClient;
+use pos_proto::v1::settlement_client::SettlementClient;
 use pos_proto::v1::terminal_gateway_server::TerminalGatewayServer;
 use pos_proto::v1::terminal_management_server::TerminalManagementServer;
 use pos_registry::{Payload, RegistryError, merchant, operator, terminal};
@@ -54,6 +55,8 @@ pub struct Gateway {
     pub history: pos_history::HistoryProjection,
     /// The reversal service (one long-lived channel).
     pub reversal: ReversalClient<Channel>,
+    /// The settlement service (one long-lived channel).
+    pub settlement: SettlementClient<Channel>,
     /// Publisher of the gateway's own transaction-side events (`ApprovalUndelivered`).
     pub publisher: EventPublisher,
 }
@@ -311,9 +314,16 @@ pub async fn run(
             .connect_timeout(std::time::Duration::from_secs(5))
             .connect_lazy(),
     );
+    let settlement = SettlementClient::new(
+        pos_tls::endpoint(&config.settlement_url, tls.as_ref())
+            .context("POS_SETTLEMENT_URL")?
+            .connect_timeout(std::time::Duration::from_secs(5))
+            .connect_lazy(),
+    );
     let gateway = Arc::new(Gateway {
         authorization,
         reversal,
+        settlement,
         publisher,
         history,
         hot: Hot::new(store),

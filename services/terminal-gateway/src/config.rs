@@ -69,6 +69,13 @@ pub struct Config {
     /// How long the gateway waits for the reversal service, in milliseconds.
     #[arg(long, env = "POS_REVERSAL_TIMEOUT_MS", default_value_t = 15_000)]
     pub reversal_timeout_ms: u64,
+    /// The settlement service (terminal batch settlement); `https://` under mutual TLS.
+    #[arg(
+        long,
+        env = "POS_SETTLEMENT_URL",
+        default_value = "http://127.0.0.1:7004"
+    )]
+    pub settlement_url: String,
     /// How long an activation code stays valid, in seconds.
     #[arg(long, env = "POS_ACTIVATION_TTL_SECS", default_value_t = 900)]
     pub activation_ttl_secs: u64,
@@ -111,6 +118,8 @@ impl Config {
             .map_err(|e| anyhow::anyhow!("POS_AUTHORIZATION_URL: {e}"))?;
         pos_tls::check_url(&self.reversal_url, tls.as_ref())
             .map_err(|e| anyhow::anyhow!("POS_REVERSAL_URL: {e}"))?;
+        pos_tls::check_url(&self.settlement_url, tls.as_ref())
+            .map_err(|e| anyhow::anyhow!("POS_SETTLEMENT_URL: {e}"))?;
         anyhow::ensure!(
             (100..=120_000).contains(&self.reversal_timeout_ms),
             "POS_REVERSAL_TIMEOUT_MS must be between 100 and 120000"

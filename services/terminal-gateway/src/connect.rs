@@ -297,6 +297,13 @@ impl Session {
             .ok_or_else(|| RegistryError::not_found("merchant", &terminal.merchant_id))?;
         let keys = gateway.hsm.generate_working_keys(&tmk)?;
         let session_id = uuid::Uuid::now_v7().to_string();
+        // The open batch as settlement knows it (after the terminal's first settlement).
+        let open_batch = gateway
+            .repo
+            .facts()
+            .open_batch(terminal.terminal_id.as_str())
+            .await?
+            .and_then(|b| pos_domain::BatchNo::new(b.batch_no).ok());
         let command = TerminalCommand::SignIn(Box::new(SignIn {
             terminal_id: terminal.terminal_id.clone(),
             merchant: merchant.standing(),
@@ -309,7 +316,7 @@ impl Session {
             max_clock_skew: skew,
             pin_key_check_value: keys.pin.check_value,
             mac_key_check_value: keys.mac.check_value,
-            batch_no: None,
+            batch_no: open_batch,
             settlement_pending: false,
         }));
         let ctx = Ctx::at(now());
@@ -582,6 +589,11 @@ impl Session {
             | Body::PreAuthCompletion(_)
             | Body::PreAuthVoid(_) => self.gateway.authorize(terminal_id, keys, body).await,
             Body::Reversal(reversal) => self.gateway.reverse(terminal_id, reversal).await,
+            Body::Settlement(settlement) => self.gateway.settle(terminal_id, settlement).await,
+            Body::BatchUpload(upload) => self.gateway.upload(terminal_id, upload).await,
+            Body::SettlementComplete(complete) => {
+                self.gateway.close_batch(terminal_id, complete).await
+            }
             Body::Void(void) => {
                 let (operator_no, block) = (
                     void.operator_no.clone(),

@@ -18,6 +18,7 @@ mod management;
 mod metrics;
 mod repo;
 mod secrets;
+mod settle;
 mod steps;
 mod transactions;
 mod views;

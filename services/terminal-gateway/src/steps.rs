@@ -199,6 +199,11 @@ impl Gateway {
             host_time: now(),
             ..pb::TransactionResponse::default()
         };
+        if let Some(text) = self.closed_batch(terminal_id, request.batch_no).await? {
+            base.response_code = "12".to_owned();
+            base.response_message = text;
+            return Ok(HostBody::Transaction(base));
+        }
         match self.reversal.clone().void(self.reversal_call(call)).await {
             Ok(answer) => {
                 let answer = answer.into_inner();
@@ -261,6 +266,11 @@ impl Gateway {
             host_time: now(),
             ..pb::TransactionResponse::default()
         };
+        if let Some(text) = self.closed_batch(terminal_id, request.batch_no).await? {
+            base.response_code = "12".to_owned();
+            base.response_message = text;
+            return Ok(HostBody::Transaction(base));
+        }
         match self.reversal.clone().refund(self.reversal_call(call)).await {
             Ok(answer) => {
                 let answer = answer.into_inner();

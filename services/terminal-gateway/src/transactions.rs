@@ -138,6 +138,9 @@ impl Gateway {
             );
             return Ok(declined(&request, terminal_id, "12", text));
         }
+        if let Some(text) = self.closed_batch(terminal_id, request.batch_no).await? {
+            return Ok(declined(&request, terminal_id, "12", text));
+        }
         let Some(terminal) = self.repo.facts().terminal(terminal_id.as_str()).await? else {
             return Ok(declined(
                 &request,

@@ -27,6 +27,9 @@ pub struct Platform {
     /// The reversal service, when started with [`Platform::start_full`].
     pub reversal: Option<ServiceProcess>,
     pub reversal_port: u16,
+    /// The settlement service, when started with [`Platform::start_full`].
+    pub settlement: Option<ServiceProcess>,
+    pub settlement_port: u16,
     /// Extra settings of the issuer simulator (e.g. a slow bank).
     pub issuer_settings: Vec<(&'static str, String)>,
 }
@@ -56,7 +59,13 @@ impl Platform {
         let port = free_port();
         let authorization_port = free_port();
         let reversal_port = free_port();
-        let gateway = Self::spawn_gateway(&env, &dir, port, (authorization_port, reversal_port));
+        let settlement_port = free_port();
+        let gateway = Self::spawn_gateway(
+            &env,
+            &dir,
+            port,
+            (authorization_port, reversal_port, settlement_port),
+        );
         Self {
             env,
             dir,
@@ -68,6 +77,8 @@ impl Platform {
             authorization_port,
             reversal: None,
             reversal_port,
+            settlement: None,
+            settlement_port,
             issuer_settings: Vec::new(),
         }
     }
@@ -79,7 +90,33 @@ impl Platform {
         platform.start_issuer();
         platform.start_authorization();
         platform.start_reversal();
+        platform.start_settlement();
         platform
+    }
+
+    /// Starts (or restarts) the settlement service on its port.
+    pub fn start_settlement(&mut self) {
+        if let Some(mut running) = self.settlement.take() {
+            running.stop();
+        }
+        let envs = [
+            (
+                "POS_SETTLEMENT_LISTEN",
+                format!("127.0.0.1:{}", self.settlement_port),
+            ),
+            (
+                "POS_SETTLEMENT_METRICS",
+                format!("127.0.0.1:{}", free_port()),
+            ),
+            ("POS_KAFKA", self.env.kafka.clone()),
+            ("POS_TOPIC_NAMESPACE", self.env.namespace.clone()),
+            ("POS_REDIS", self.env.redis.clone()),
+            ("POS_REDIS_PREFIX", self.env.namespace.clone()),
+            ("RUST_LOG", "info".to_owned()),
+        ];
+        let mut settlement = ServiceProcess::start("settlement", &envs, &self.dir);
+        settlement.wait_for_port(self.settlement_port);
+        self.settlement = Some(settlement);
     }
 
     /// Starts (or restarts) the authorization service on its port.
@@ -128,6 +165,9 @@ impl Platform {
             authorization.stop();
         }
         self.stop_reversal();
+        if let Some(mut settlement) = self.settlement.take() {
+            settlement.stop();
+        }
         let env = self.env.clone();
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -141,10 +181,15 @@ impl Platform {
             &self.env,
             &self.dir,
             self.port,
-            (self.authorization_port, self.reversal_port),
+            (
+                self.authorization_port,
+                self.reversal_port,
+                self.settlement_port,
+            ),
         );
         self.start_authorization();
         self.start_reversal();
+        self.start_settlement();
     }
 
     /// Starts (or restarts) the reversal service on its port.
@@ -251,7 +296,7 @@ impl Platform {
         env: &TestEnv,
         dir: &Path,
         port: u16,
-        (authorization_port, reversal_port): (u16, u16),
+        (authorization_port, reversal_port, settlement_port): (u16, u16, u16),
     ) -> ServiceProcess {
         let envs = [
             ("POS_GATEWAY_LISTEN", format!("127.0.0.1:{port}")),
@@ -284,6 +329,10 @@ impl Platform {
                 "POS_REVERSAL_URL",
                 format!("http://127.0.0.1:{reversal_port}"),
             ),
+            (
+                "POS_SETTLEMENT_URL",
+                format!("http://127.0.0.1:{settlement_port}"),
+            ),
             ("RUST_LOG", "info".to_owned()),
         ];
         let mut process = ServiceProcess::start("terminal-gateway", &envs, dir);
@@ -298,7 +347,11 @@ impl Platform {
             &self.env,
             &self.dir,
             self.port,
-            (self.authorization_port, self.reversal_port),
+            (
+                self.authorization_port,
+                self.reversal_port,
+                self.settlement_port,
+            ),
         );
     }
 

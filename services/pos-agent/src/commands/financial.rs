@@ -97,6 +97,8 @@ pub struct Plan {
     pub amount: Option<pb::Money>,
     /// The card's masked PAN, empty when no card was read and the original's is unknown.
     pub masked_pan: String,
+    /// How the card was read; unspecified when no card was read.
+    pub entry_mode: pb::CardEntryMode,
     /// Local date-time of the request.
     pub local_datetime: String,
     /// The types its answer may name; the first is the type a reversal names.
@@ -251,6 +253,12 @@ fn booked(plan: &Plan, header: &Header, response: &pb::TransactionResponse) -> B
         .map(|card| card.masked_pan.clone())
         .filter(|masked| !masked.is_empty())
         .unwrap_or_else(|| plan.masked_pan.clone());
+    let entry_mode = match plan.entry_mode {
+        pb::CardEntryMode::Unspecified => {
+            pb::CardEntryMode::try_from(response.entry_mode).unwrap_or_default()
+        }
+        read => read,
+    };
     let mut entry = BatchEntry {
         batch_no: header.batch_no,
         stan: header.stan,
@@ -264,6 +272,7 @@ fn booked(plan: &Plan, header: &Header, response: &pb::TransactionResponse) -> B
         rrn: response.rrn.clone(),
         approval_code: response.approval_code.clone(),
         masked_pan,
+        entry_mode,
         business_date: response.settlement_date.clone(),
         local_datetime: plan.local_datetime.clone(),
         operator_no: header.operator_no.clone(),
@@ -290,6 +299,7 @@ mod tests {
                 currency: "CNY".to_owned(),
             }),
             masked_pan: "622202****3446".to_owned(),
+            entry_mode: pb::CardEntryMode::Unspecified,
             local_datetime: "2026-11-28T18:00:00".to_owned(),
             types: vec![T::PurchaseVoid, T::CompletionVoid],
             original: Original {
@@ -365,13 +375,28 @@ mod tests {
         );
         assert_eq!(entry.masked_pan, "622202****3446");
         assert_eq!(entry.state, EntryState::Approved);
+        assert_eq!(entry.entry_mode, pb::CardEntryMode::Unspecified);
         let mut purchase = void_plan();
         purchase.request = Request::Purchase;
         purchase.original = Original::default();
+        purchase.entry_mode = pb::CardEntryMode::Contactless;
         let response = pb::TransactionResponse {
             transaction_type: T::Purchase as i32,
+            entry_mode: pb::CardEntryMode::Chip as i32,
             ..response
         };
-        assert_eq!(booked(&purchase, &header(), &response).original_stan, 0);
+        let entry = booked(&purchase, &header(), &response);
+        assert_eq!(entry.original_stan, 0);
+        assert_eq!(
+            entry.entry_mode,
+            pb::CardEntryMode::Contactless,
+            "how the terminal read the card"
+        );
+        purchase.entry_mode = pb::CardEntryMode::Unspecified;
+        assert_eq!(
+            booked(&purchase, &header(), &response).entry_mode,
+            pb::CardEntryMode::Chip,
+            "the host's echo when the terminal read no card"
+        );
     }
 }

@@ -181,6 +181,9 @@ impl Counter {
                 Body::Void(_) => "void",
                 Body::Refund(_) => "refund",
                 Body::Reversal(_) => "reversal",
+                Body::Settlement(_) => "settlement",
+                Body::BatchUpload(_) => "upload",
+                Body::SettlementComplete(_) => "complete",
                 _ => "other",
             })
             .collect()
@@ -229,7 +232,10 @@ fn approving(body: &Body) -> Reply {
     use pb::TransactionType as T;
     let transaction = |response| Reply::Answer(HostBody::Transaction(response));
     match body {
-        Body::Purchase(r) => transaction(approval(T::Purchase, r.stan, r.amount.clone())),
+        Body::Purchase(r) => transaction(pb::TransactionResponse {
+            batch_no: r.batch_no,
+            ..approval(T::Purchase, r.stan, r.amount.clone())
+        }),
         Body::Void(r) => transaction(approval(T::PurchaseVoid, r.stan, r.amount.clone())),
         Body::Refund(r) => transaction(approval(T::Refund, r.stan, r.amount.clone())),
         Body::Reversal(r) => acknowledge(r),
@@ -448,4 +454,317 @@ async fn an_unanswered_refund_is_in_doubt_and_never_reversed() {
     assert!(error.contains("in doubt"), "{error}");
     assert_eq!(counter.seen(), ["refund"]);
     assert_eq!(counter.journal.pending_count().unwrap(), 0);
+}
+
+fn cny(minor_units: i64) -> Option<pb::Money> {
+    Some(pb::Money {
+        minor_units,
+        currency: "CNY".to_owned(),
+    })
+}
+
+fn domestic(debit_count: u32, debit: i64, credit_count: u32, credit: i64) -> pb::BatchTotals {
+    pb::BatchTotals {
+        card_origin: pb::CardOrigin::Domestic as i32,
+        debit_amount: cny(debit),
+        debit_count,
+        credit_amount: cny(credit),
+        credit_count,
+    }
+}
+
+/// The host's side of settlement: compares with `host` totals (balanced when they are the
+/// terminal's), takes every upload, closes the batch with `differences` and the next number.
+fn settling(host: pb::BatchTotals, differences: u32) -> impl Fn(&Body) -> Reply {
+    move |body| match body {
+        Body::Settlement(r) => {
+            let result = if r.totals == [host.clone()] {
+                pb::BatchBalance::Balanced
+            } else {
+                pb::BatchBalance::Unbalanced
+            };
+            Reply::Answer(HostBody::Settlement(pb::SettlementResponse {
+                response_code: "00".to_owned(),
+                batch_no: r.batch_no,
+                result: result as i32,
+                host_totals: vec![host.clone()],
+                ..pb::SettlementResponse::default()
+            }))
+        }
+        Body::BatchUpload(r) => Reply::Answer(HostBody::BatchUploadAck(pb::BatchUploadAck {
+            response_code: "00".to_owned(),
+            batch_no: r.batch_no,
+            stan: r.record.as_ref().map_or(0, |record| record.stan),
+            reconciliation: pb::RecordReconciliation::Matched as i32,
+            ..pb::BatchUploadAck::default()
+        })),
+        Body::SettlementComplete(r) => Reply::Answer(HostBody::SettlementComplete(
+            pb::SettlementCompleteResponse {
+                response_code: "00".to_owned(),
+                closed_batch_no: r.batch_no,
+                next_batch_no: r.batch_no + 1,
+                result: pb::BatchBalance::Balanced as i32,
+                host_totals: vec![host.clone()],
+                difference_count: differences,
+                ..pb::SettlementCompleteResponse::default()
+            },
+        )),
+        other => approving(other),
+    }
+}
+
+impl Counter {
+    fn batch_no(&self) -> u32 {
+        self.terminal.dir.session().unwrap().batch_no
+    }
+
+    fn slip(&self, batch_no: u32) -> String {
+        let name = crate::settlement::slip_file_name(batch_no);
+        std::fs::read_to_string(self.terminal.dir.receipts().join(name)).unwrap()
+    }
+
+    fn settlements(&self) -> Vec<pb::SettlementRequest> {
+        let seen = self.seen.lock().unwrap();
+        seen.iter()
+            .filter_map(|body| match body {
+                Body::Settlement(r) => Some(r.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn uploads(&self) -> Vec<pb::BatchUploadRecord> {
+        let seen = self.seen.lock().unwrap();
+        seen.iter()
+            .filter_map(|body| match body {
+                Body::BatchUpload(r) => Some(r.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn completes(&self) -> Vec<pb::SettlementComplete> {
+        let seen = self.seen.lock().unwrap();
+        seen.iter()
+            .filter_map(|body| match body {
+                Body::SettlementComplete(r) => Some(r.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn a_balanced_settlement_uploads_nothing_and_opens_the_next_batch() {
+    let counter = Counter::open(settling(domestic(2, 7_000, 0, 0), 0)).await;
+    counter.purchase("50.00").await.unwrap();
+    counter.purchase("20.00").await.unwrap();
+    counter.terminal.settle(true).await.unwrap();
+
+    assert_eq!(
+        counter.seen(),
+        ["purchase", "purchase", "settlement", "complete"]
+    );
+    let request = &counter.settlements()[0];
+    assert_eq!((request.batch_no, request.operator_no.as_str()), (1, "01"));
+    assert_eq!(request.totals, [domestic(2, 7_000, 0, 0)]);
+    assert_eq!(
+        counter.completes()[0],
+        pb::SettlementComplete {
+            batch_no: 1,
+            uploaded_records: 0,
+            operator_no: "01".to_owned(),
+        }
+    );
+    assert_eq!(counter.batch_no(), 2);
+    assert_eq!(
+        counter.journal.entries(1).unwrap().len(),
+        2,
+        "the closed batch stays readable"
+    );
+    assert!(counter.journal.entries(2).unwrap().is_empty());
+    let slip = counter.slip(1);
+    for needle in [
+        "对账平 BALANCED",
+        "RMB 70.00",
+        "下一批次号 NEXT BATCH:  000002",
+    ] {
+        assert!(slip.contains(needle), "{needle} missing from\n{slip}");
+    }
+
+    counter.purchase("10.00").await.unwrap();
+    let entries = counter.journal.entries(2).unwrap();
+    assert_eq!(
+        (entries.len(), entries[0].amount.minor_units),
+        (1, 1_000),
+        "the next purchase opens batch 000002"
+    );
+    counter.terminal.show_journal().unwrap();
+}
+
+#[tokio::test]
+async fn an_unbalanced_settlement_uploads_what_counts_resending_a_refused_record() {
+    let refusals = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&refusals);
+    let host = settling(domestic(2, 8_000, 1, 1_000), 1);
+    let counter = Counter::open(move |body| match body {
+        Body::BatchUpload(r) if count.fetch_add(1, Ordering::SeqCst) == 0 => {
+            Reply::Answer(HostBody::BatchUploadAck(pb::BatchUploadAck {
+                response_code: "96".to_owned(),
+                response_message: "system malfunction".to_owned(),
+                batch_no: r.batch_no,
+                ..pb::BatchUploadAck::default()
+            }))
+        }
+        other => host(other),
+    })
+    .await;
+    counter.purchase("50.00").await.unwrap();
+    counter.purchase("30.00").await.unwrap();
+    counter.void_stan(1).await.unwrap();
+    let card = card();
+    counter
+        .terminal
+        .refund(Refund {
+            rrn: "600000000002",
+            date: "0101",
+            amount: "10.00",
+            card: &card,
+            entry: "chip",
+            pin: None,
+            supervisor_password: None,
+        })
+        .await
+        .unwrap();
+    counter.terminal.settle(false).await.unwrap();
+
+    assert_eq!(
+        counter.settlements()[0].totals,
+        [domestic(1, 3_000, 1, 1_000)]
+    );
+    let uploads: Vec<_> = counter
+        .uploads()
+        .iter()
+        .map(|u| {
+            let record = u.record.clone().unwrap();
+            (
+                u.batch_no,
+                u.record_no,
+                u.total_records,
+                record.stan,
+                record.transaction_type,
+                record.amount.map(|m| m.minor_units),
+            )
+        })
+        .collect();
+    let purchase = pb::TransactionType::Purchase as i32;
+    let refund = pb::TransactionType::Refund as i32;
+    assert_eq!(
+        uploads,
+        [
+            (1, 1, 2, 2, purchase, Some(3_000)),
+            (1, 1, 2, 2, purchase, Some(3_000)),
+            (1, 2, 2, 4, refund, Some(1_000)),
+        ],
+        "the voided purchase and its void are not uploaded; the refused record goes again"
+    );
+    let record = counter.uploads()[2].record.clone().unwrap();
+    assert!(record.masked_pan.contains("****"));
+    assert_eq!(record.entry_mode, pb::CardEntryMode::Chip as i32);
+    assert!(record.emv_data.is_empty());
+    assert_eq!(counter.completes()[0].uploaded_records, 2);
+    assert_eq!(counter.batch_no(), 2);
+    let slip = counter.slip(1);
+    for needle in [
+        "对账不平 UNBALANCED",
+        "批上送 UPLOADED:        2",
+        "差错笔数 DIFFERENCES:   1",
+    ] {
+        assert!(slip.contains(needle), "{needle} missing from\n{slip}");
+    }
+}
+
+#[tokio::test]
+async fn a_refused_settlement_or_upload_leaves_the_batch_open_to_settle_again() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&calls);
+    let host = settling(domestic(0, 0, 0, 0), 0);
+    let counter = Counter::open(move |body| {
+        let call = match body {
+            Body::Settlement(_) | Body::BatchUpload(_) => count.fetch_add(1, Ordering::SeqCst),
+            _ => usize::MAX,
+        };
+        match (body, call) {
+            (Body::Settlement(_), 0) => Reply::Answer(HostBody::Error(pb::ErrorResponse {
+                response_code: "96".to_owned(),
+                response_message: "settlement unavailable".to_owned(),
+                closing: false,
+            })),
+            (Body::BatchUpload(r), 2..=4) => {
+                Reply::Answer(HostBody::BatchUploadAck(pb::BatchUploadAck {
+                    response_code: "96".to_owned(),
+                    response_message: "system malfunction".to_owned(),
+                    batch_no: r.batch_no,
+                    ..pb::BatchUploadAck::default()
+                }))
+            }
+            _ => host(body),
+        }
+    })
+    .await;
+    counter.purchase("50.00").await.unwrap();
+
+    let error = format!("{:#}", counter.terminal.settle(false).await.unwrap_err());
+    assert!(error.contains("(96): settlement unavailable"), "{error}");
+    assert!(error.contains("stays open"), "{error}");
+    assert_eq!(counter.batch_no(), 1);
+
+    let error = format!("{:#}", counter.terminal.settle(false).await.unwrap_err());
+    assert!(error.contains("after 3 attempts"), "{error}");
+    assert!(error.contains("stays open"), "{error}");
+    assert_eq!(counter.uploads().len(), 3);
+    assert!(counter.completes().is_empty(), "the batch is not closed");
+    assert_eq!(counter.batch_no(), 1);
+
+    counter.terminal.settle(false).await.unwrap();
+    assert_eq!(counter.batch_no(), 2);
+    assert_eq!(
+        counter.seen(),
+        [
+            "purchase",
+            "settlement",
+            "settlement",
+            "upload",
+            "upload",
+            "upload",
+            "settlement",
+            "upload",
+            "complete"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_pending_reversal_that_cannot_be_delivered_stops_the_settlement() {
+    let counter = Counter::open(|body| match body {
+        Body::Purchase(_) => Reply::Silence,
+        Body::Reversal(r) => Reply::Answer(HostBody::Reversal(pb::ReversalResponse {
+            response_code: "96".to_owned(),
+            original_batch_no: r.original_batch_no,
+            original_stan: r.original_stan,
+            ..pb::ReversalResponse::default()
+        })),
+        other => settling(domestic(0, 0, 0, 0), 0)(other),
+    })
+    .await;
+    assert!(counter.purchase("50.00").await.is_err());
+    let error = counter
+        .terminal
+        .settle(false)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("not settled"), "{error}");
+    assert_eq!(counter.seen(), ["purchase", "reversal", "reversal"]);
+    assert_eq!(counter.batch_no(), 1);
 }

@@ -7,7 +7,7 @@ use pos_proto::v1 as pb;
 use pos_proto::v1::terminal_message::Body;
 
 use super::financial::{Plan, Request};
-use super::{Terminal, minor, password_block};
+use super::{Terminal, entry_mode, minor, password_block};
 use crate::answer::Original;
 use crate::card::Card;
 use crate::device::Session;
@@ -91,6 +91,7 @@ impl Terminal {
             request: Request::Void,
             amount: Some(target.amount.clone()),
             masked_pan,
+            entry_mode: card.as_ref().map(entry_mode).unwrap_or_default(),
             local_datetime: clock.iso(),
             types: target.types.clone(),
             original: target.original.clone(),
@@ -139,6 +140,7 @@ impl Terminal {
             request: Request::Refund,
             amount: Some(amount.clone()),
             masked_pan: card.pan.masked().to_string(),
+            entry_mode: entry_mode(&card_data),
             local_datetime: clock.iso(),
             types: vec![pb::TransactionType::Refund],
             original: known.clone(),

@@ -1,0 +1,104 @@
+//! Wiring and start-up: Redis, the producer, the batch projection rebuilt when Redis lost it,
+//! the follower, then the gRPC and metrics servers until shutdown.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use pos_events::{BusConfig, EventPublisher, Topic, ensure_topics};
+use pos_proto::v1::settlement_server::SettlementServer;
+use pos_store::{Store, StoreConfig};
+use tokio::sync::watch;
+use tokio_stream::wrappers::TcpListenerStream;
+use tracing::{error, info};
+
+use crate::config::Config;
+use crate::grpc::SettlementApi;
+use crate::service::{PRODUCER, Service};
+use crate::store::Batches;
+
+/// Starts the service and serves until `shutdown` completes.
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    config.validate()?;
+    let bus = BusConfig {
+        brokers: config.kafka.clone(),
+        client_id: PRODUCER.to_owned(),
+        topic_namespace: config.topic_namespace.clone(),
+        ..BusConfig::default()
+    };
+    ensure_topics(&bus, &[Topic::Transactions, Topic::Settlement])
+        .await
+        .context("creating the topics")?;
+    let publisher = EventPublisher::new(&bus)?;
+    let store = Store::connect(&StoreConfig {
+        url: config.redis.clone(),
+        prefix: config.redis_prefix.clone(),
+    })
+    .await
+    .context("connecting to redis")?;
+    let batches = Batches::new(store);
+    crate::follow::rebuild_if_needed(&bus, &batches)
+        .await
+        .context("rebuilding the batch projection from the topics")?;
+    let service = Arc::new(Service {
+        batches: batches.clone(),
+        publisher: publisher.clone(),
+    });
+
+    let stop = shutdown_channel(shutdown);
+    let follow_stop = stop.clone();
+    let follow_bus = bus.clone();
+    tokio::spawn(async move {
+        if let Err(e) = crate::follow::follow(&follow_bus, batches, stopped(follow_stop)).await {
+            error!(error = %format!("{e:#}"), "the batch projection stopped");
+        }
+    });
+    let (metrics_addr, metrics_server) =
+        pos_telemetry::metrics::bind(config.metrics, stopped(stop.clone())).await?;
+    tokio::spawn(metrics_server);
+    let (reporter, health) = pos_telemetry::grpc::health();
+    reporter
+        .set_serving::<SettlementServer<SettlementApi>>()
+        .await;
+    let tls = config.tls.config()?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    info!(listen = %config.listen, metrics = %metrics_addr, mtls = tls.is_some(), "settlement serving");
+    let builder = tonic::transport::Server::builder();
+    let mut builder = match &tls {
+        Some(tls) => builder
+            .tls_config(pos_tls::server_tls(tls)?)
+            .context("configuring mutual TLS")?,
+        None => builder,
+    };
+    builder
+        .add_service(health)
+        .add_service(pos_telemetry::grpc::reflection()?)
+        .add_service(SettlementServer::new(SettlementApi(service)))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stopped(stop))
+        .await?;
+    publisher
+        .flush(Duration::from_secs(5))
+        .context("flushing events at shutdown")?;
+    info!("settlement stopped");
+    Ok(())
+}
+
+/// Sends `true` on the channel when `shutdown` completes, so several servers can stop on it.
+fn shutdown_channel(shutdown: impl Future<Output = ()> + Send + 'static) -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = tx.send(true);
+    });
+    rx
+}
+
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
+}
