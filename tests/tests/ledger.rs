@@ -116,7 +116,7 @@ fn books_balance_per_card_after_a_randomized_mix_with_duplicate_deliveries() {
         )
     });
 
-    let today = pos_domain::time::ChinaTime::now().date_iso();
+    let today = pos_domain::time::BusinessDay::default().today();
     let mut sales: Vec<Sale> = Vec::new();
     // Requests to deliver again: reversals (by the original's trace), voids and refunds (by
     // their own trace), as the gateway sent them.

@@ -488,9 +488,9 @@ fn batch_of(receipt: &str) -> u32 {
     receipt_value(receipt, "批次号 BATCH NO.:").parse().unwrap()
 }
 
-/// Today's business date, China time.
+/// Today's business date (the platform's default business day: 23:00 cut-off, Asia/Shanghai).
 fn today() -> String {
-    pos_domain::time::ChinaTime::now().date_iso()
+    pos_domain::time::BusinessDay::default().today()
 }
 
 #[test]

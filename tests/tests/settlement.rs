@@ -103,7 +103,7 @@ fn a_balanced_batch_closes_and_the_next_batch_number_is_used() {
     let second_stan = receipt_value(&second, "凭证号 VOUCHER NO.:");
     ok(platform.agent("s", &["void", "--stan", &second_stan]));
     let rrn = receipt_value(&first, "参考号 REF. NO.:");
-    let today = pos_domain::time::ChinaTime::now().date_iso();
+    let today = pos_domain::time::BusinessDay::default().today();
     ok(platform.agent(
         "s",
         &[
@@ -295,4 +295,81 @@ fn an_unbalanced_batch_is_uploaded_reconciled_and_closed_with_its_differences() 
         )
     );
     assert_eq!(host_totals(&platform, &terminal, 0).batch_no, batch + 1);
+}
+
+#[test]
+fn a_terminal_with_an_earlier_days_batch_open_cannot_transact_until_it_settles() {
+    let mut platform = Platform::start_full();
+    let merchant = platform.active_merchant();
+    let terminal = platform.ready_terminal(&merchant, "f");
+    let sale = purchase(&platform, "f", "12.00");
+    let batch: u32 = receipt_value(&sale, "批次号 BATCH NO.:").parse().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while host_totals(&platform, &terminal, 0)
+        .first_business_date
+        .is_empty()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the batch never got its first date"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+
+    // The gateway's business day moves on past the batch's: at UTC+14 with the day ending one
+    // minute after midnight, it is always a later business date than Shanghai's with a 23:00
+    // cut-off (UTC+14 is five hours ahead of Shanghai's day after its cut-off).
+    platform.restart_gateway_with(&[
+        ("POS_BUSINESS_DAY_UTC_OFFSET", "+14:00"),
+        ("POS_BUSINESS_DAY_CUTOFF", "00:01"),
+    ]);
+    let signed_in = ok(platform.agent("f", &["sign-in"]));
+    assert!(signed_in.contains("隔日强制结算"), "{signed_in}");
+    ok(platform.agent("f", &["login", "--operator", "01", "--password", "0000"]));
+    let available = platform.available_fen("6225880011223345");
+    let blocked = platform.agent(
+        "f",
+        &[
+            "purchase",
+            "--amount",
+            "5.00",
+            "--card",
+            CREDIT_CARD,
+            "--entry",
+            "tap",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&blocked.stderr);
+    assert!(!blocked.status.success());
+    assert!(
+        stderr.contains("12") && stderr.contains("forced settlement"),
+        "{stderr}"
+    );
+    assert_eq!(
+        platform.available_fen("6225880011223345"),
+        available,
+        "nothing moved"
+    );
+
+    let settled = ok(platform.agent("f", &["settle"]));
+    assert!(
+        settled.contains(&format!(
+            "batch {batch:06} closed; next batch {:06}",
+            batch + 1
+        )),
+        "{settled}"
+    );
+    let after = purchase(&platform, "f", "5.00");
+    assert_eq!(
+        receipt_value(&after, "批次号 BATCH NO.:"),
+        format!("{:06}", batch + 1)
+    );
+    let forced = settlement_events(&platform)
+        .into_iter()
+        .find_map(|e| match e.payload {
+            Some(Payload::BatchSettlementRequested(r)) => Some(r.forced),
+            _ => None,
+        })
+        .unwrap();
+    assert!(forced, "the settlement is recorded as forced");
 }

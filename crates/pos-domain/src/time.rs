@@ -78,6 +78,77 @@ impl ChinaTime {
     }
 }
 
+/// The acquirer's business day: it ends at the cut-off (local time at a fixed UTC offset), and a
+/// transaction after the cut-off belongs to the next business day. Settlement settles whole
+/// business days; a terminal batch opened on an earlier business day must be settled before new
+/// transactions (隔日强制结算). Every service that dates a transaction uses the same one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BusinessDay {
+    /// Minutes after local midnight at which the day ends, 0..1440 (0: at midnight).
+    pub cutoff_minutes: u32,
+    /// Local time's offset from UTC in seconds.
+    pub utc_offset_secs: i64,
+}
+
+impl Default for BusinessDay {
+    /// 23:00 in Asia/Shanghai (UTC+8, no daylight saving).
+    fn default() -> Self {
+        Self {
+            cutoff_minutes: 23 * 60,
+            utc_offset_secs: CHINA_OFFSET_SECS,
+        }
+    }
+}
+
+impl BusinessDay {
+    /// From settings: cut-off "HH:MM" and offset "+HH:MM" / "-HH:MM".
+    pub fn parse(cutoff: &str, utc_offset: &str) -> std::result::Result<Self, String> {
+        let hm = |text: &str| -> Option<(u32, u32)> {
+            let (h, m) = text.split_once(':')?;
+            if h.len() != 2 || m.len() != 2 {
+                return None;
+            }
+            Some((h.parse().ok()?, m.parse().ok()?))
+        };
+        let (h, m) = hm(cutoff)
+            .filter(|(h, m)| *h < 24 && *m < 60)
+            .ok_or_else(|| format!("cut-off {cutoff:?} is not HH:MM"))?;
+        let (sign, rest) = match utc_offset.split_at_checked(1) {
+            Some(("+", rest)) => (1, rest),
+            Some(("-", rest)) => (-1, rest),
+            _ => return Err(format!("UTC offset {utc_offset:?} is not +HH:MM or -HH:MM")),
+        };
+        let (oh, om) = hm(rest)
+            .filter(|(h, m)| *h <= 14 && *m < 60)
+            .ok_or_else(|| format!("UTC offset {utc_offset:?} is not +HH:MM or -HH:MM"))?;
+        Ok(Self {
+            cutoff_minutes: h * 60 + m,
+            utc_offset_secs: sign * i64::from(oh * 3_600 + om * 60),
+        })
+    }
+
+    /// The business date "YYYY-MM-DD" of `at`: the local date, or the next one from the
+    /// cut-off on (with a cut-off at midnight, the local date).
+    pub fn date_at(&self, at: SystemTime) -> String {
+        let unix = at
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 2));
+        let local = unix.saturating_add(self.utc_offset_secs);
+        let mut days = local.div_euclid(86_400);
+        let minute = local.rem_euclid(86_400) / 60;
+        if self.cutoff_minutes > 0 && minute >= i64::from(self.cutoff_minutes) {
+            days += 1;
+        }
+        let (y, m, d) = civil_from_days(days);
+        format!("{y:04}-{m:02}-{d:02}")
+    }
+
+    /// Today's business date.
+    pub fn today(&self) -> String {
+        self.date_at(SystemTime::now())
+    }
+}
+
 /// Whether `year` is a leap year (proleptic Gregorian).
 pub fn is_leap(year: i64) -> bool {
     (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
@@ -134,6 +205,38 @@ pub fn days_from_iso_date(date: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_business_day_rolls_over_at_the_cut_off() {
+        let day = BusinessDay::default();
+        // 2026-11-28T14:59:59Z is 22:59:59 in Shanghai: still the 28th.
+        assert_eq!(
+            day.date_at(UNIX_EPOCH + std::time::Duration::from_secs(1_795_877_999)),
+            "2026-11-28"
+        );
+        // 15:00:00Z is 23:00 in Shanghai: the 29th's business.
+        assert_eq!(
+            day.date_at(UNIX_EPOCH + std::time::Duration::from_secs(1_795_878_000)),
+            "2026-11-29"
+        );
+        let midnight = BusinessDay::parse("00:00", "+08:00").unwrap();
+        assert_eq!(
+            midnight.date_at(UNIX_EPOCH + std::time::Duration::from_secs(1_795_878_000)),
+            "2026-11-28"
+        );
+        let far_east = BusinessDay::parse("23:00", "+14:00").unwrap();
+        assert_eq!(far_east.utc_offset_secs, 14 * 3_600);
+        assert_eq!(BusinessDay::parse("23:00", "+08:00").unwrap(), day);
+        assert!(BusinessDay::parse("24:00", "+08:00").is_err());
+        assert!(BusinessDay::parse("23:00", "08:00").is_err());
+        assert!(BusinessDay::parse("7:00", "+08:00").is_err());
+        assert_eq!(
+            BusinessDay::parse("00:30", "-05:00")
+                .unwrap()
+                .utc_offset_secs,
+            -5 * 3_600
+        );
+    }
 
     #[test]
     fn iso_dates_count_days_both_ways() {

@@ -101,6 +101,7 @@ pub async fn run(
         fraud,
         acquirer_id: config.acquirer_id.clone(),
         in_progress_wait: config.issuer_timeout() + config.fraud_timeout() + IN_PROGRESS_MARGIN,
+        business_day: config.business_day()?,
     });
 
     let stop = shutdown_channel(shutdown);

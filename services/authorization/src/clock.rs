@@ -1,6 +1,6 @@
 //! Calendar facts the decision needs, in China Standard Time (UTC+8, no daylight saving): the
-//! month a card's expiry is compared with, and the business date of a decision (the calendar
-//! date in Asia/Shanghai; settlement's cut-off rule, when it has one, is applied there).
+//! month a card's expiry is compared with. (The business date of a decision follows the
+//! business day's cut-off: `pos_domain::time::BusinessDay`.)
 
 use std::time::SystemTime;
 
@@ -27,11 +27,6 @@ impl Date {
             day: t.day,
         }
     }
-
-    /// "YYYY-MM-DD".
-    pub fn iso(self) -> String {
-        format!("{:04}-{:02}-{:02}", self.year, self.month, self.day)
-    }
 }
 
 #[cfg(test)]
@@ -46,10 +41,13 @@ mod tests {
 
     #[test]
     fn dates_are_in_china_standard_time() {
-        assert_eq!(Date::in_china(at(0)).iso(), "1970-01-01");
+        assert_eq!(
+            (Date::in_china(at(0)).year, Date::in_china(at(0)).day),
+            (1970, 1)
+        );
         // 2024-02-29T15:59:59Z is 23:59:59 in Shanghai; one second later it is March.
-        assert_eq!(Date::in_china(at(1_709_222_399)).iso(), "2024-02-29");
-        assert_eq!(Date::in_china(at(1_709_222_400)).iso(), "2024-03-01");
+        assert_eq!(Date::in_china(at(1_709_222_399)).day, 29);
+        assert_eq!(Date::in_china(at(1_709_222_400)).month, 3);
         // 2025-12-31T16:00:00Z is already 2026 in Shanghai.
         let new_year = Date::in_china(at(1_767_196_800));
         assert_eq!((new_year.year, new_year.month, new_year.day), (2026, 1, 1));

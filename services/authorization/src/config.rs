@@ -107,6 +107,18 @@ pub struct Config {
     /// A pre-auth completion may exceed the pre-authorized amount by this fraction.
     #[arg(long, env = "POS_COMPLETION_TOLERANCE", default_value = "0.15")]
     pub completion_tolerance: String,
+    /// End of the business day, local time "HH:MM" (transactions after it belong to the next
+    /// business day; 隔日强制结算 and settlement follow it).
+    #[arg(long, env = "POS_BUSINESS_DAY_CUTOFF", default_value = "23:00")]
+    pub business_day_cutoff: String,
+    /// UTC offset of the business day's local time, "+HH:MM" (Asia/Shanghai: +08:00).
+    #[arg(
+        long,
+        env = "POS_BUSINESS_DAY_UTC_OFFSET",
+        default_value = "+08:00",
+        allow_hyphen_values = true
+    )]
+    pub business_day_utc_offset: String,
     /// Mutual TLS of the gRPC server and of the issuer and fraud-check clients (`POS_TLS_CERT`,
     /// `POS_TLS_KEY`, `POS_TLS_CA`); plaintext when none is set.
     #[command(flatten)]
@@ -114,6 +126,15 @@ pub struct Config {
 }
 
 impl Config {
+    /// The business day these settings define.
+    pub fn business_day(&self) -> anyhow::Result<pos_domain::time::BusinessDay> {
+        pos_domain::time::BusinessDay::parse(
+            &self.business_day_cutoff,
+            &self.business_day_utc_offset,
+        )
+        .map_err(|e| anyhow::anyhow!("POS_BUSINESS_DAY_CUTOFF / POS_BUSINESS_DAY_UTC_OFFSET: {e}"))
+    }
+
     /// Refuses settings that cannot work; returns the decision rules they define.
     pub fn validate(&self) -> anyhow::Result<Rules> {
         anyhow::ensure!(
@@ -128,6 +149,7 @@ impl Config {
             (1..=10_000).contains(&self.fraud_timeout_ms),
             "POS_FRAUD_TIMEOUT_MS must be between 1 and 10000"
         );
+        self.business_day()?;
         let tls = self.tls.config()?;
         for (name, url) in std::iter::once(("POS_ISSUER_URL", &self.issuer_url))
             .chain(self.fraud_url.iter().map(|url| ("POS_FRAUD_URL", url)))

@@ -183,6 +183,12 @@ impl Terminal {
             "merchant: {} {}",
             response.merchant_id, response.merchant_name
         );
+        if response.settlement_pending {
+            println!(
+                "隔日强制结算 forced settlement: the open batch began on an earlier business day; \
+                 log in and run `pos-agent settle` before any new transaction"
+            );
+        }
         let left = reversal::send_pending(&mut link, &self.dir, &mut session, &journal).await?;
         if left > 0 {
             println!(

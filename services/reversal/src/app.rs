@@ -68,6 +68,7 @@ pub async fn run(
             refund_window_days: config.refund_window_days,
             void_approval: config.void_approval,
             refund_approval: config.refund_approval,
+            business_day: config.business_day()?,
         },
     });
 

@@ -76,6 +76,18 @@ pub struct Config {
     /// milliseconds.
     #[arg(long, env = "POS_REVERSAL_SWEEP_MS", default_value_t = 2000)]
     pub sweep_ms: u64,
+    /// End of the business day, local time "HH:MM" (transactions after it belong to the next
+    /// business day; 隔日强制结算 and settlement follow it).
+    #[arg(long, env = "POS_BUSINESS_DAY_CUTOFF", default_value = "23:00")]
+    pub business_day_cutoff: String,
+    /// UTC offset of the business day's local time, "+HH:MM" (Asia/Shanghai: +08:00).
+    #[arg(
+        long,
+        env = "POS_BUSINESS_DAY_UTC_OFFSET",
+        default_value = "+08:00",
+        allow_hyphen_values = true
+    )]
+    pub business_day_utc_offset: String,
     /// Mutual TLS of the gRPC server and of the issuer client (`POS_TLS_CERT`, `POS_TLS_KEY`,
     /// `POS_TLS_CA`); plaintext when none is set.
     #[command(flatten)]
@@ -83,6 +95,15 @@ pub struct Config {
 }
 
 impl Config {
+    /// The business day these settings define.
+    pub fn business_day(&self) -> anyhow::Result<pos_domain::time::BusinessDay> {
+        pos_domain::time::BusinessDay::parse(
+            &self.business_day_cutoff,
+            &self.business_day_utc_offset,
+        )
+        .map_err(|e| anyhow::anyhow!("POS_BUSINESS_DAY_CUTOFF / POS_BUSINESS_DAY_UTC_OFFSET: {e}"))
+    }
+
     /// Refuses settings that cannot work.
     pub fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(
@@ -101,6 +122,7 @@ impl Config {
             (100..=600_000).contains(&self.sweep_ms),
             "POS_REVERSAL_SWEEP_MS must be between 100 and 600000"
         );
+        self.business_day()?;
         let tls = self.tls.config()?;
         tonic::transport::Endpoint::from_str(&self.issuer_url).with_context(|| {
             format!(

@@ -16,7 +16,6 @@
 
 use std::time::SystemTime;
 
-use pos_domain::time::ChinaTime;
 use pos_domain::{Pan, ResponseCode, TokenKey};
 use pos_events::{AggregateRef, EventPublisher, Payload, Topic, new_envelope};
 use pos_facts::txn::{Records, TxnRecord, kind_type};
@@ -46,6 +45,8 @@ pub struct Policy {
     pub void_approval: Approval,
     /// Who may authorize a refund.
     pub refund_approval: Approval,
+    /// The business day steps are dated in.
+    pub business_day: pos_domain::time::BusinessDay,
 }
 
 /// Everything a request needs.
@@ -97,10 +98,6 @@ pub struct ReversalDone {
     pub reversal_id: String,
     /// The original as found.
     pub original: pb::OriginalTransactionRef,
-}
-
-fn business_date() -> String {
-    ChinaTime::now().date_iso()
 }
 
 fn outcome_name(outcome: pb::ReversalOutcome) -> &'static str {
@@ -281,7 +278,7 @@ impl Service {
             initiator: ask.initiator as i32,
             amount: record_amount(&record),
             issuer_reference: answer.issuer_reference,
-            business_date: business_date(),
+            business_date: self.policy.business_day.today(),
         };
         self.publish(
             "reversal",
@@ -383,7 +380,7 @@ impl Service {
             initiator: ask.initiator as i32,
             amount: void.amount.clone(),
             issuer_reference: answer.issuer_reference,
-            business_date: business_date(),
+            business_date: self.policy.business_day.today(),
         };
         self.publish(
             "reversal",
@@ -715,7 +712,7 @@ impl Service {
             card: record.and_then(record_card),
             entry_mode: request.card.as_ref().map_or(0, |c| c.entry_mode),
             original: record.map(original_ref),
-            business_date: business_date(),
+            business_date: self.policy.business_day.today(),
             local_datetime: request.local_datetime.clone(),
             request_digest: fingerprint.to_owned(),
             ..pb::TransactionFacts::default()
@@ -1009,12 +1006,12 @@ impl Service {
                 },
                 original_ref,
             )),
-            business_date: business_date(),
+            business_date: self.policy.business_day.today(),
             local_datetime: request.local_datetime.clone(),
             request_digest: fingerprint.to_owned(),
             ..pb::TransactionFacts::default()
         };
-        let today = business_date();
+        let today = self.policy.business_day.today();
         let checked = self.card_token(request.card.as_ref()).and_then(|token| {
             let amount = request
                 .amount

@@ -15,6 +15,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
+use pos_facts::{Facts, OpenBatch};
 use pos_store::{Lock, Result, Store, StoreError};
 
 use crate::lines::{Change, Line, apply};
@@ -108,6 +109,23 @@ impl Batches {
             .hash_set(&self.key("lines", terminal_id, batch_no), &fields)
             .await?;
         if let Some(first) = lines.values().map(|l| l.business_date.as_str()).min() {
+            // The gateway's view of the open batch: its number and the day it began.
+            let facts = Facts::new(self.store.clone());
+            let open = facts.open_batch(terminal_id).await?;
+            let unknown_date = open
+                .as_ref()
+                .is_none_or(|o| o.batch_no == batch_no && o.first_business_date.is_empty());
+            if unknown_date && !first.is_empty() {
+                facts
+                    .put_open_batch(
+                        terminal_id,
+                        &OpenBatch {
+                            batch_no,
+                            first_business_date: first.to_owned(),
+                        },
+                    )
+                    .await?;
+            }
             let header = self.key("batch", terminal_id, batch_no);
             let merchant = lines
                 .values()

@@ -88,6 +88,18 @@ pub struct Config {
     /// Largest accepted difference between a terminal's clock and the host's at sign-in.
     #[arg(long, env = "POS_SIGN_IN_MAX_SKEW_SECS", default_value_t = 300)]
     pub sign_in_max_skew_secs: u64,
+    /// End of the business day, local time "HH:MM" (transactions after it belong to the next
+    /// business day; 隔日强制结算 and settlement follow it).
+    #[arg(long, env = "POS_BUSINESS_DAY_CUTOFF", default_value = "23:00")]
+    pub business_day_cutoff: String,
+    /// UTC offset of the business day's local time, "+HH:MM" (Asia/Shanghai: +08:00).
+    #[arg(
+        long,
+        env = "POS_BUSINESS_DAY_UTC_OFFSET",
+        default_value = "+08:00",
+        allow_hyphen_values = true
+    )]
+    pub business_day_utc_offset: String,
     /// Mutual TLS of the gRPC server and of the authorization client (`POS_TLS_CERT`,
     /// `POS_TLS_KEY`, `POS_TLS_CA`); plaintext when none is set.
     #[command(flatten)]
@@ -95,6 +107,15 @@ pub struct Config {
 }
 
 impl Config {
+    /// The business day these settings define.
+    pub fn business_day(&self) -> anyhow::Result<pos_domain::time::BusinessDay> {
+        pos_domain::time::BusinessDay::parse(
+            &self.business_day_cutoff,
+            &self.business_day_utc_offset,
+        )
+        .map_err(|e| anyhow::anyhow!("POS_BUSINESS_DAY_CUTOFF / POS_BUSINESS_DAY_UTC_OFFSET: {e}"))
+    }
+
     /// Refuses settings that cannot work.
     pub fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(
@@ -113,6 +134,7 @@ impl Config {
             self.mac_failure_limit >= 1,
             "POS_MAC_FAILURE_LIMIT must be at least 1"
         );
+        self.business_day()?;
         let tls = self.tls.config()?;
         pos_tls::check_url(&self.authorization_url, tls.as_ref())
             .map_err(|e| anyhow::anyhow!("POS_AUTHORIZATION_URL: {e}"))?;

@@ -116,6 +116,8 @@ struct Session {
     terminal_id: Option<String>,
     /// Session (sign-in) of the last authenticated message.
     session_id: String,
+    /// A host command to send before the next answer.
+    push: Option<pb::HostMessage>,
     mac_failures: u32,
 }
 
@@ -144,6 +146,11 @@ impl Session {
                 }
             };
             let (answer, next) = self.handle(message).await;
+            if let Some(command) = self.push.take()
+                && outgoing.send(Ok(command)).await.is_err()
+            {
+                break;
+            }
             if let Next::Silent = next {
                 continue;
             }
@@ -361,6 +368,10 @@ impl Session {
             host_time: Some(prost_types::Timestamp::from(SystemTime::now())),
             merchant_id: merchant.merchant_id.to_string(),
             merchant_name: merchant.display_name().to_owned(),
+            settlement_pending: gateway
+                .forced_settlement(&terminal.terminal_id)
+                .await?
+                .is_some(),
             ..pb::SignInResponse::default()
         }))
     }
@@ -492,6 +503,9 @@ impl Session {
                 Next::Continue,
             );
         };
+        if let Some(refusal) = self.settle_first(&terminal_id, &keys, &body).await {
+            return (refusal, Some(keys), Next::Continue);
+        }
         let answer = match self.dispatch(&terminal_id, &keys, body).await {
             Ok(answer) => answer,
             Err(GatewayError::Unanswered(why)) => {
@@ -580,7 +594,11 @@ impl Session {
                     .await?;
                 Ok(HostBody::HeartbeatAck(pb::HeartbeatAck {
                     host_time: Some(prost_types::Timestamp::from(SystemTime::now())),
-                    settlement_pending: false,
+                    settlement_pending: self
+                        .gateway
+                        .forced_settlement(terminal_id)
+                        .await?
+                        .is_some(),
                 }))
             }
             Body::Purchase(_)
@@ -648,6 +666,108 @@ impl Session {
                 false,
             )),
         }
+    }
+
+    /// 隔日强制结算: a financial request of a terminal whose open batch began on an earlier
+    /// business day is refused until the batch is settled; the terminal is also sent a
+    /// `ForceSettlementCommand`. Reversals and settlement itself go through.
+    async fn settle_first(
+        &mut self,
+        terminal_id: &TerminalId,
+        keys: &SessionKeys,
+        body: &Body,
+    ) -> Option<HostBody> {
+        use pb::TransactionType as T;
+        let (transaction_type, batch_no, stan, operator_no, amount) = match body {
+            Body::Purchase(r) => (
+                T::Purchase,
+                r.batch_no,
+                r.stan,
+                &r.operator_no,
+                r.amount.clone(),
+            ),
+            Body::BalanceInquiry(r) => {
+                (T::BalanceInquiry, r.batch_no, r.stan, &r.operator_no, None)
+            }
+            Body::PreAuth(r) => (
+                T::PreAuth,
+                r.batch_no,
+                r.stan,
+                &r.operator_no,
+                r.amount.clone(),
+            ),
+            Body::PreAuthCompletion(r) => (
+                T::PreAuthCompletion,
+                r.batch_no,
+                r.stan,
+                &r.operator_no,
+                r.amount.clone(),
+            ),
+            Body::PreAuthVoid(r) => (
+                T::PreAuthVoid,
+                r.batch_no,
+                r.stan,
+                &r.operator_no,
+                r.amount.clone(),
+            ),
+            Body::Void(r) => (
+                T::PurchaseVoid,
+                r.batch_no,
+                r.stan,
+                &r.operator_no,
+                r.amount.clone(),
+            ),
+            Body::Refund(r) => (
+                T::Refund,
+                r.batch_no,
+                r.stan,
+                &r.operator_no,
+                r.amount.clone(),
+            ),
+            _ => return None,
+        };
+        let (batch, date) = match self.gateway.forced_settlement(terminal_id).await {
+            Ok(Some(found)) => found,
+            Ok(None) => return None,
+            Err(error) => {
+                warn!(%error, "checking for a forced settlement");
+                return None;
+            }
+        };
+        let reason = format!(
+            "隔日强制结算 forced settlement: batch {batch:06} of {date} must be settled before              new transactions (pos-agent settle)"
+        );
+        let mut command = pb::HostMessage {
+            in_reply_to: 0,
+            mac: Vec::new(),
+            body: Some(HostBody::Command(pb::HostCommand {
+                command_id: uuid::Uuid::now_v7().to_string(),
+                command: Some(pb::host_command::Command::ForceSettlement(
+                    pb::ForceSettlementCommand {
+                        batch_no: batch,
+                        business_date: date,
+                        reason: reason.clone(),
+                    },
+                )),
+            })),
+        };
+        if let Ok(mac) = self
+            .gateway
+            .hsm
+            .generate_mac(&keys.mac, &mac_input(&command, |m| m.mac.clear()))
+        {
+            command.mac = mac.to_vec();
+            self.push = Some(command);
+        }
+        Some(step_refused(
+            terminal_id,
+            transaction_type,
+            (batch_no, stan),
+            operator_no,
+            amount,
+            "12",
+            reason,
+        ))
     }
 
     /// Who authorizes a void or refund: the supervisor when its password block is present and
@@ -917,6 +1037,7 @@ impl TerminalGateway for TerminalService {
             peer,
             terminal_id: None,
             session_id: String::new(),
+            push: None,
             mac_failures: 0,
         };
         tokio::spawn(session.run(incoming, tx));

@@ -36,6 +36,19 @@ impl Gateway {
         }))
     }
 
+    /// `Some((batch, business date))` when the terminal's open batch began on an earlier
+    /// business day: it must be settled (隔日强制结算) before new transactions.
+    pub async fn forced_settlement(
+        &self,
+        terminal_id: &TerminalId,
+    ) -> Result<Option<(u32, String)>> {
+        let today = self.config.business_day().unwrap_or_default().today();
+        let open = self.repo.facts().open_batch(terminal_id.as_str()).await?;
+        Ok(open
+            .filter(|o| !o.first_business_date.is_empty() && o.first_business_date < today)
+            .map(|o| (o.batch_no, o.first_business_date)))
+    }
+
     /// The terminal's totals (0500): balanced or not, with the host's.
     pub async fn settle(
         &self,
@@ -49,13 +62,17 @@ impl Gateway {
             .await?
             .map(|t| t.merchant_id)
             .unwrap_or_default();
+        let forced = self
+            .forced_settlement(terminal_id)
+            .await?
+            .is_some_and(|(batch, _)| batch == request.batch_no);
         let call = pb::SettleBatchRequest {
             terminal_id: terminal_id.to_string(),
             merchant_id,
             batch_no: request.batch_no,
             terminal_totals: request.totals,
             operator_no: request.operator_no,
-            forced: false,
+            forced,
             local_datetime: request.local_datetime,
         };
         let answer = match self

@@ -30,6 +30,8 @@ pub struct Platform {
     /// The settlement service, when started with [`Platform::start_full`].
     pub settlement: Option<ServiceProcess>,
     pub settlement_port: u16,
+    /// Extra settings of the gateway (e.g. its business day).
+    pub gateway_settings: Vec<(&'static str, String)>,
     /// Extra settings of the issuer simulator (e.g. a slow bank).
     pub issuer_settings: Vec<(&'static str, String)>,
 }
@@ -65,6 +67,7 @@ impl Platform {
             &dir,
             port,
             (authorization_port, reversal_port, settlement_port),
+            &[],
         );
         Self {
             env,
@@ -79,6 +82,7 @@ impl Platform {
             reversal_port,
             settlement: None,
             settlement_port,
+            gateway_settings: Vec::new(),
             issuer_settings: Vec::new(),
         }
     }
@@ -186,6 +190,7 @@ impl Platform {
                 self.reversal_port,
                 self.settlement_port,
             ),
+            &self.gateway_settings,
         );
         self.start_authorization();
         self.start_reversal();
@@ -227,6 +232,15 @@ impl Platform {
         if let Some(mut reversal) = self.reversal.take() {
             reversal.stop();
         }
+    }
+
+    /// Restarts the gateway with extra settings (e.g. `POS_BUSINESS_DAY_CUTOFF`).
+    pub fn restart_gateway_with(&mut self, settings: &[(&'static str, &str)]) {
+        self.gateway_settings = settings
+            .iter()
+            .map(|(k, v)| (*k, (*v).to_owned()))
+            .collect();
+        self.restart_gateway();
     }
 
     /// Restarts the issuer simulator with extra settings (e.g. `POS_ISSUER_ANSWER_DELAY_MS`).
@@ -297,6 +311,7 @@ impl Platform {
         dir: &Path,
         port: u16,
         (authorization_port, reversal_port, settlement_port): (u16, u16, u16),
+        extra: &[(&'static str, String)],
     ) -> ServiceProcess {
         let envs = [
             ("POS_GATEWAY_LISTEN", format!("127.0.0.1:{port}")),
@@ -335,6 +350,7 @@ impl Platform {
             ),
             ("RUST_LOG", "info".to_owned()),
         ];
+        let envs: Vec<(&str, String)> = envs.into_iter().chain(extra.iter().cloned()).collect();
         let mut process = ServiceProcess::start("terminal-gateway", &envs, dir);
         process.wait_for_port(port);
         process
@@ -352,6 +368,7 @@ impl Platform {
                 self.reversal_port,
                 self.settlement_port,
             ),
+            &self.gateway_settings,
         );
     }
 

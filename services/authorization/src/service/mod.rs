@@ -33,7 +33,6 @@ use prost_types::Timestamp;
 use tracing::{debug, error, warn};
 
 use crate::clients::{Fraud, Issuer};
-use crate::clock::Date;
 use crate::decision::{Decision, Outcome, masked_card};
 use crate::error::Result;
 use crate::idempotency::{self, Claim, Idempotency};
@@ -83,6 +82,8 @@ pub struct Service {
     pub acquirer_id: String,
     /// How long a retry waits for the answer of its first attempt that is still running.
     pub in_progress_wait: Duration,
+    /// The business day decisions are dated in.
+    pub business_day: pos_domain::time::BusinessDay,
 }
 
 impl Service {
@@ -187,7 +188,7 @@ impl Service {
 
     /// Validation, fraud-check and the issuer: every path ends in a decision.
     async fn decide(&self, request: &Request, transaction_id: String, digest: String) -> Decision {
-        let business_date = Date::in_china(SystemTime::now()).iso();
+        let business_date = self.business_day.today();
         let mut decision = Decision::new(
             request,
             transaction_id,
