@@ -373,3 +373,36 @@ fn a_terminal_with_an_earlier_days_batch_open_cannot_transact_until_it_settles()
         .unwrap();
     assert!(forced, "the settlement is recorded as forced");
 }
+
+#[test]
+fn a_killed_settlement_service_picks_up_where_it_left_off() {
+    let mut platform = Platform::start_full();
+    let merchant = platform.active_merchant();
+    let terminal = platform.ready_terminal(&merchant, "k");
+    let counted = |platform: &Platform, want: u32| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let totals = host_totals(platform, &terminal, 0);
+            if totals.totals[0].debit_count == want {
+                return totals;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the open batch never counted {want} purchases: {totals:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    };
+    purchase(&platform, "k", "1.00");
+    counted(&platform, 1);
+    // Killed without leaving anything behind (SIGKILL), then started again: it resumes at its
+    // committed position and follows the next transactions.
+    platform.start_settlement();
+    purchase(&platform, "k", "2.00");
+    let totals = counted(&platform, 2);
+    assert_eq!(
+        totals.totals[0].debit_amount.as_ref().unwrap().minor_units,
+        300,
+        "each purchase counted once"
+    );
+}

@@ -1,5 +1,13 @@
 //! Consuming events at least once: offsets are committed only for events whose handler
 //! finished, periodically and at shutdown, so a crash redelivers and never loses.
+//!
+//! The consumer assigns itself every partition of its topics and resumes at the offsets its
+//! group committed, instead of joining the group through the broker's group coordinator: a
+//! process killed without leaving its group (a crash, SIGKILL) would otherwise keep its
+//! partitions until the broker notices, and the broker used here (Tansu 0.6) did not hand them
+//! to the restarted process at all. The price: one process per group (each service runs one
+//! follower per group; scaling a group out needs partition ownership, e.g. by a lock per
+//! partition).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -32,7 +40,7 @@ pub struct ReceivedEvent {
     pub parent: opentelemetry::Context,
 }
 
-/// A member of a consumer group reading one or more topics.
+/// The follower of a consumer group reading one or more topics.
 pub struct EventConsumer {
     consumer: Arc<StreamConsumer>,
     /// Next offset to commit per (topic, partition): the offset after the last finished event.
@@ -40,6 +48,10 @@ pub struct EventConsumer {
     malformed: AtomicU64,
     commit_interval: Duration,
     group: String,
+    /// Full names of the topics.
+    topics: Vec<String>,
+    /// Set once every partition is assigned at its committed offset.
+    assigned: tokio::sync::OnceCell<()>,
 }
 
 impl std::fmt::Debug for EventConsumer {
@@ -51,7 +63,8 @@ impl std::fmt::Debug for EventConsumer {
 }
 
 impl EventConsumer {
-    /// Joins `group` and subscribes to `topics`. A new group starts at the earliest offset.
+    /// Follows `topics` for `group`, from the group's committed offsets (a new group starts
+    /// at the earliest offset). Partitions are assigned on the first [`recv`](Self::recv).
     pub fn new(config: &BusConfig, group: &str, topics: &[Topic]) -> Result<Self> {
         let names: Vec<String> = topics.iter().map(|t| t.name(config)).collect();
         Self::with_topic_names(config, group, &names)
@@ -71,21 +84,57 @@ impl EventConsumer {
             .set("heartbeat.interval.ms", "1000")
             .create()
             .map_err(BusError::Client)?;
-        let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
-        consumer.subscribe(&refs).map_err(BusError::Consumer)?;
         Ok(Self {
             consumer: Arc::new(consumer),
             pending: Mutex::new(HashMap::new()),
             malformed: AtomicU64::new(0),
             commit_interval: config.commit_interval,
             group: group.to_owned(),
+            topics: topics.to_vec(),
+            assigned: tokio::sync::OnceCell::new(),
         })
+    }
+
+    /// Assigns every partition of the topics at the group's committed offset (the beginning
+    /// when it has none).
+    async fn assign(&self) -> Result<()> {
+        let names = self.topics.clone();
+        let partitions = crate::reader::blocking(&self.consumer, move |c| {
+            crate::reader::partitions_of(c, &names)
+        })
+        .await?;
+        let mut wanted = TopicPartitionList::new();
+        for (topic, partition) in &partitions {
+            wanted.add_partition(topic, *partition);
+        }
+        let committed = crate::reader::blocking(&self.consumer, move |c| {
+            c.committed_offsets(wanted, Duration::from_secs(10))
+                .map_err(BusError::Consumer)
+        })
+        .await?;
+        let mut assignment = TopicPartitionList::new();
+        for (topic, partition) in &partitions {
+            let offset = committed
+                .find_partition(topic, *partition)
+                .map(|p| p.offset())
+                .filter(|o| matches!(o, Offset::Offset(n) if *n >= 0))
+                .unwrap_or(Offset::Beginning);
+            assignment
+                .add_partition_offset(topic, *partition, offset)
+                .map_err(BusError::Consumer)?;
+        }
+        self.consumer
+            .assign(&assignment)
+            .map_err(BusError::Consumer)?;
+        debug!(group = %self.group, partitions = partitions.len(), "partitions assigned at the committed offsets");
+        Ok(())
     }
 
     /// The next well-formed event. Records that do not decode as an envelope are logged,
     /// counted ([`malformed_count`](Self::malformed_count)) and skipped so they cannot block
     /// the partition.
     pub async fn recv(&self) -> Result<ReceivedEvent> {
+        self.assigned.get_or_try_init(|| self.assign()).await?;
         loop {
             let message = self.consumer.recv().await.map_err(BusError::Consumer)?;
             match decode(&message) {

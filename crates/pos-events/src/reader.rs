@@ -110,7 +110,7 @@ impl EventReader {
     }
 }
 
-async fn blocking<T, F>(consumer: &Arc<StreamConsumer>, f: F) -> Result<T>
+pub(crate) async fn blocking<T, F>(consumer: &Arc<StreamConsumer>, f: F) -> Result<T>
 where
     T: Send + 'static,
     F: FnOnce(&StreamConsumer) -> Result<T> + Send + 'static,
@@ -121,7 +121,10 @@ where
         .map_err(|e| BusError::Handler(format!("metadata task failed: {e}")))?
 }
 
-fn partitions_of(consumer: &StreamConsumer, topics: &[String]) -> Result<Vec<(String, i32)>> {
+pub(crate) fn partitions_of(
+    consumer: &StreamConsumer,
+    topics: &[String],
+) -> Result<Vec<(String, i32)>> {
     let mut partitions = Vec::new();
     for topic in topics {
         let metadata = consumer
