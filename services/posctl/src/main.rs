@@ -4,6 +4,7 @@
 mod client;
 mod merchant;
 mod print;
+mod settlement;
 mod terminal;
 mod txn;
 
@@ -36,6 +37,8 @@ enum Command {
     /// Transactions: show one with its whole history, list by merchant, terminal or date.
     #[command(subcommand)]
     Txn(txn::TxnCommand),
+    /// Merchant settlement per business day: run, show, list (settlement service).
+    Settlement(settlement::SettlementArgs),
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -46,6 +49,7 @@ async fn main() -> ExitCode {
         Command::Terminal(cmd) => terminal::run(&cli.connection, cmd).await,
         Command::Operator(cmd) => terminal::run_operator(&cli.connection, cmd).await,
         Command::Txn(cmd) => txn::run(&cli.connection, cmd).await,
+        Command::Settlement(args) => settlement::run(&cli.connection, args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

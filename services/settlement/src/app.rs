@@ -1,5 +1,6 @@
-//! Wiring and start-up: Redis, the producer, the batch projection rebuilt when Redis lost it,
-//! the follower, then the gRPC and metrics servers until shutdown.
+//! Wiring and start-up: Redis, the producer, the batch projection rebuilt when Redis lost it
+//! (with the merchant days), the merchants' fee schedules, the follower and the adjustment
+//! recorder, then the gRPC and metrics servers until shutdown.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -13,8 +14,11 @@ use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
 use tracing::{error, info};
 
+use crate::auth::Operators;
 use crate::config::Config;
+use crate::day::ClosedDays;
 use crate::grpc::SettlementApi;
+use crate::merchant::{self, MerchantSettlements};
 use crate::service::{PRODUCER, Service};
 use crate::store::Batches;
 
@@ -30,9 +34,12 @@ pub async fn run(
         topic_namespace: config.topic_namespace.clone(),
         ..BusConfig::default()
     };
-    ensure_topics(&bus, &[Topic::Transactions, Topic::Settlement])
-        .await
-        .context("creating the topics")?;
+    ensure_topics(
+        &bus,
+        &[Topic::Transactions, Topic::Settlement, Topic::Merchants],
+    )
+    .await
+    .context("creating the topics")?;
     let publisher = EventPublisher::new(&bus)?;
     let store = Store::connect(&StoreConfig {
         url: config.redis.clone(),
@@ -48,8 +55,31 @@ pub async fn run(
         batches: batches.clone(),
         publisher: publisher.clone(),
     });
+    let merchants = Arc::new(MerchantSettlements::new(
+        batches.store().clone(),
+        publisher.clone(),
+        merchant::Settings {
+            files_dir: config.files_dir.clone(),
+            closed: ClosedDays {
+                business_day: config.business_day()?,
+                closed_through: config.closed_through.clone(),
+            },
+            refund_default: config.refund_fee,
+        },
+    ));
+    let operators = Operators {
+        file: config.operators_file.clone(),
+        publisher: publisher.clone(),
+    };
 
     let stop = shutdown_channel(shutdown);
+    merchant::follow_merchants(&bus, merchants.days().clone(), stopped(stop.clone()))
+        .await
+        .context("reading the merchants' fee schedules")?;
+    tokio::spawn(merchant::record_adjustments(
+        merchants.clone(),
+        stopped(stop.clone()),
+    ));
     let follow_stop = stop.clone();
     let follow_bus = bus.clone();
     tokio::spawn(async move {
@@ -79,7 +109,9 @@ pub async fn run(
     builder
         .add_service(health)
         .add_service(pos_telemetry::grpc::reflection()?)
-        .add_service(SettlementServer::new(SettlementApi(service)))
+        .add_service(SettlementServer::new(SettlementApi(
+            service, merchants, operators,
+        )))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stopped(stop))
         .await?;
     publisher

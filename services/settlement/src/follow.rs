@@ -23,6 +23,8 @@ pub async fn apply(batches: &Batches, envelope: &EventEnvelope) -> pos_store::Re
     let Some(payload) = &envelope.payload else {
         return Ok(false);
     };
+    // The merchant days (merchant settlement) follow the same events, in the same order.
+    crate::merchant::apply(batches, envelope).await?;
     if let Some(effect) = effect(payload) {
         let header = batches.header(&effect.terminal_id, effect.batch_no).await?;
         if header.state == "closed" {
@@ -173,7 +175,13 @@ pub async fn follow(
     batches: Batches,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let consumer = EventConsumer::new(bus, GROUP, &[Topic::Transactions])?;
+    // One group per deployment (topic namespace): deployments and tests sharing a broker must
+    // not share the group's partitions.
+    let group = match &bus.topic_namespace {
+        Some(namespace) => format!("{namespace}.{GROUP}"),
+        None => GROUP.to_owned(),
+    };
+    let consumer = EventConsumer::new(bus, &group, &[Topic::Transactions])?;
     tokio::pin!(shutdown);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -1,6 +1,6 @@
 //! The tonic adapter: validation of the terminal and batch, a span parented on the caller's
-//! trace context, errors mapped in `error`. Merchant settlement is the next step of the
-//! settlement issue and answers UNIMPLEMENTED until then.
+//! trace context, errors mapped in `error`. Merchant settlement calls are operators' calls:
+//! authenticated, role-checked and audited by `auth`, errors mapped in `merchant`.
 
 use std::sync::Arc;
 
@@ -10,12 +10,19 @@ use tonic::{Request, Response, Status};
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
+use crate::auth::Operators;
 use crate::error::SettlementError;
+use crate::merchant::MerchantSettlements;
 use crate::service::Service;
 
-/// The gRPC face of [`Service`].
+/// The gRPC face of [`Service`] (batches) and [`MerchantSettlements`], with the operators who
+/// may call the latter.
 #[derive(Debug, Clone)]
-pub struct SettlementApi(pub Arc<Service>);
+pub struct SettlementApi(
+    pub Arc<Service>,
+    pub Arc<MerchantSettlements>,
+    pub Operators,
+);
 
 fn span<T>(request: &Request<T>, name: &'static str) -> tracing::Span {
     let parent = pos_telemetry::grpc::extract_context(request.metadata());
@@ -86,28 +93,65 @@ impl Settlement for SettlementApi {
 
     async fn run_merchant_settlement(
         &self,
-        _request: Request<pb::RunMerchantSettlementRequest>,
+        request: Request<pb::RunMerchantSettlementRequest>,
     ) -> Result<Response<pb::RunMerchantSettlementResponse>, Status> {
-        Err(Status::unimplemented(
-            "merchant settlement comes with the next step of the settlement issue",
-        ))
+        let span = span(&request, "run_merchant_settlement");
+        let r = request.get_ref();
+        let merchant = if r.merchant_id.is_empty() {
+            "*"
+        } else {
+            &r.merchant_id
+        };
+        let target = format!("{merchant}:{}", r.business_date);
+        self.2
+            .call(
+                request,
+                "RunMerchantSettlement",
+                ("merchant_settlement", target),
+                async |r| Ok(self.1.run(r).await?),
+            )
+            .instrument(span)
+            .await
     }
 
     async fn get_merchant_settlement(
         &self,
-        _request: Request<pb::GetMerchantSettlementRequest>,
+        request: Request<pb::GetMerchantSettlementRequest>,
     ) -> Result<Response<pb::GetMerchantSettlementResponse>, Status> {
-        Err(Status::unimplemented(
-            "merchant settlement comes with the next step of the settlement issue",
-        ))
+        let span = span(&request, "get_merchant_settlement");
+        let r = request.get_ref();
+        let target = format!("{}:{}", r.merchant_id, r.business_date);
+        self.2
+            .call(
+                request,
+                "GetMerchantSettlement",
+                ("merchant_settlement", target),
+                async |r| Ok(self.1.get(r).await?),
+            )
+            .instrument(span)
+            .await
     }
 
     async fn list_settlements(
         &self,
-        _request: Request<pb::ListSettlementsRequest>,
+        request: Request<pb::ListSettlementsRequest>,
     ) -> Result<Response<pb::ListSettlementsResponse>, Status> {
-        Err(Status::unimplemented(
-            "merchant settlement comes with the next step of the settlement issue",
-        ))
+        let span = span(&request, "list_settlements");
+        let r = request.get_ref();
+        let merchant = if r.merchant_id.is_empty() {
+            "*"
+        } else {
+            &r.merchant_id
+        };
+        let target = format!("{merchant}:{}..{}", r.from_date, r.to_date);
+        self.2
+            .call(
+                request,
+                "ListSettlements",
+                ("merchant_settlement", target),
+                async |r| Ok(self.1.list(r).await?),
+            )
+            .instrument(span)
+            .await
     }
 }

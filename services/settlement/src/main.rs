@@ -4,14 +4,20 @@
 //!
 //! Layout: `config`, `app` (wiring), `grpc` (the tonic adapter), `service` (the flows),
 //! `lines` (pure: batch lines, totals, reconciliation), `store` (Redis), `follow` (the
-//! projection: consumer and rebuild), `error`.
+//! projection: consumer and rebuild), `error`. Merchant settlement per business day:
+//! `merchant` (runs, adjustments, reads; its projection is hooked into `follow`), `fees`
+//! (pure fee arithmetic), `day` (which dates are closed), `auth` (operators and their audit).
 
 mod app;
+mod auth;
 mod config;
+mod day;
 mod error;
+mod fees;
 mod follow;
 mod grpc;
 mod lines;
+mod merchant;
 mod service;
 mod store;
 

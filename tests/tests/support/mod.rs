@@ -12,6 +12,8 @@ use pos_testkit::{ServiceProcess, TestEnv, free_port, run_cli};
 pub const ADMIN_TOKEN: &str = "test-admin-token-5b1f0c";
 /// A token with the onboarding role only.
 pub const ONBOARDING_TOKEN: &str = "test-onboarding-token-77aa";
+/// A token with the settlement role only.
+pub const SETTLEMENT_TOKEN: &str = "test-settlement-token-3c9e";
 
 /// The gateway (and, for the purchase path, authorization and the issuer) of one test.
 pub struct Platform {
@@ -34,6 +36,8 @@ pub struct Platform {
     pub gateway_settings: Vec<(&'static str, String)>,
     /// Extra settings of the issuer simulator (e.g. a slow bank).
     pub issuer_settings: Vec<(&'static str, String)>,
+    /// Extra settings of the settlement service (e.g. `POS_SETTLEMENT_CLOSED_THROUGH`).
+    pub settlement_settings: Vec<(&'static str, String)>,
 }
 
 /// The issuer simulator's demo cards.
@@ -53,9 +57,10 @@ impl Platform {
         let dir = std::env::temp_dir().join("pos-tests").join(&env.namespace);
         std::fs::create_dir_all(&dir).unwrap();
         let operators = format!(
-            "admin admin {}\nonboarder onboarding {}\n",
+            "admin admin {}\nonboarder onboarding {}\nsettler settlement {}\n",
             sha256_hex(ADMIN_TOKEN),
-            sha256_hex(ONBOARDING_TOKEN)
+            sha256_hex(ONBOARDING_TOKEN),
+            sha256_hex(SETTLEMENT_TOKEN)
         );
         std::fs::write(dir.join("operators"), operators).unwrap();
         let port = free_port();
@@ -84,6 +89,7 @@ impl Platform {
             settlement_port,
             gateway_settings: Vec::new(),
             issuer_settings: Vec::new(),
+            settlement_settings: Vec::new(),
         }
     }
 
@@ -117,10 +123,44 @@ impl Platform {
             ("POS_REDIS", self.env.redis.clone()),
             ("POS_REDIS_PREFIX", self.env.namespace.clone()),
             ("RUST_LOG", "info".to_owned()),
+            (
+                "POS_OPERATORS_FILE",
+                self.dir.join("operators").display().to_string(),
+            ),
+            (
+                "POS_SETTLEMENT_FILES_DIR",
+                self.settlement_files_dir().display().to_string(),
+            ),
         ];
+        let envs: Vec<(&str, String)> = envs
+            .into_iter()
+            .chain(self.settlement_settings.iter().cloned())
+            .collect();
         let mut settlement = ServiceProcess::start("settlement", &envs, &self.dir);
         settlement.wait_for_port(self.settlement_port);
         self.settlement = Some(settlement);
+    }
+
+    /// Where the settlement service writes merchant settlement files.
+    pub fn settlement_files_dir(&self) -> PathBuf {
+        self.dir.join("settlement-files")
+    }
+
+    /// Runs `posctl` against the settlement service with `token`.
+    pub fn posctl_settlement_as(&self, token: &str, args: &[&str]) -> Output {
+        run_cli(
+            "posctl",
+            args,
+            &[
+                ("POSCTL_GATEWAY", self.url()),
+                (
+                    "POSCTL_SETTLEMENT",
+                    format!("http://127.0.0.1:{}", self.settlement_port),
+                ),
+                ("POSCTL_TOKEN", token.to_owned()),
+            ],
+            &self.dir,
+        )
     }
 
     /// Starts (or restarts) the authorization service on its port.
