@@ -26,11 +26,16 @@ pub struct Operators {
 }
 
 impl Operators {
-    fn credentials(&self) -> Result<Credentials, Status> {
-        Credentials::load(&self.file).map_err(|error| {
-            warn!(%error, "reading the operators file");
-            Status::unavailable(format!("operator credentials cannot be read: {error}"))
-        })
+    /// Reads the operators file off the async workers.
+    async fn credentials(&self) -> Result<Credentials, Status> {
+        let file = self.file.clone();
+        tokio::task::spawn_blocking(move || Credentials::load(&file))
+            .await
+            .map_err(|e| Status::internal(format!("reading the operators file: {e}")))?
+            .map_err(|error| {
+                warn!(%error, "reading the operators file");
+                Status::unavailable(format!("operator credentials cannot be read: {error}"))
+            })
     }
 
     /// Authenticates, checks the `settlement` role, runs `work`, records the action.
@@ -48,7 +53,7 @@ impl Operators {
             .remote_addr()
             .map(|a| a.to_string())
             .unwrap_or_default();
-        let caller = self.credentials()?.authenticate(request.metadata())?;
+        let caller = self.credentials().await?.authenticate(request.metadata())?;
         let outcome = match caller.require(Role::Settlement) {
             Err(denied) => Err(denied),
             Ok(()) => work(request.into_inner()).await,
