@@ -475,12 +475,17 @@ fn partial_refunds_add_up_to_at_most_the_original() {
     // and the history is the same.
     let history = show(&platform);
     platform.flush_and_restart();
+    eventually("the history is rebuilt", || show(&platform) == history);
     ok(platform.agent("r", &["sign-in"]));
     ok(platform.agent("r", &["login", "--operator", "01", "--password", "0000"]));
     let after_flush = refused(refund(&platform, "0.01", Some("0000")));
     assert!(after_flush.contains("61"), "{after_flush}");
-    eventually("the history is rebuilt", || show(&platform) == history);
     assert_eq!(platform.available_fen(CREDIT), before);
+    // The refused refund joins the rebuilt history (the followers run again after the restart).
+    eventually("the refused refund is in the history", || {
+        show(&platform).matches("RefundDeclined").count()
+            == history.matches("RefundDeclined").count() + 1
+    });
 }
 
 /// The batch number printed on a receipt.

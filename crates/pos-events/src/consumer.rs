@@ -24,6 +24,11 @@ use tracing::{debug, warn};
 
 use crate::{BusConfig, BusError, EventEnvelope, Result, Topic, trace};
 
+/// What a [`EventConsumer::follow`] handler returns: a boxed, `Send` future, so that the
+/// follow loop can run in a spawned task (an `AsyncFnMut` handler's future cannot be named
+/// `Send`).
+pub type Handling<'a> = std::pin::Pin<Box<dyn Future<Output = Result<()>> + Send + 'a>>;
+
 /// An event as received, with where it came from.
 #[derive(Debug, Clone)]
 pub struct ReceivedEvent {
@@ -209,6 +214,66 @@ impl EventConsumer {
                     let event = received?;
                     if !self.handle(&mut handler, &event, &mut shutdown).await {
                         break;
+                    }
+                    self.ack(&event);
+                }
+            }
+        }
+        self.commit().await
+    }
+
+    /// Like [`run`](Self::run) with a handler whose futures are boxed and `Send` (see
+    /// [`Handling`]): the loop every service's follower spawns. Each event is acknowledged once
+    /// its handler returned `Ok`; a failing handler is retried with backoff, never skipped; a
+    /// failing read or commit is logged and tried again, so the follower outlives broker
+    /// hiccups.
+    pub async fn follow<H>(&self, mut handler: H, shutdown: impl Future<Output = ()>) -> Result<()>
+    where
+        H: for<'a> FnMut(&'a ReceivedEvent) -> Handling<'a>,
+    {
+        tokio::pin!(shutdown);
+        let mut tick = tokio::time::interval(self.commit_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                _ = tick.tick() => {
+                    if let Err(error) = self.commit_async() {
+                        warn!(group = %self.group, %error, "committing offsets; trying again");
+                    }
+                }
+                received = self.recv() => {
+                    let event = match received {
+                        Ok(event) => event,
+                        Err(error) => {
+                            // A broker hiccup must not end the follower: wait and read on.
+                            warn!(group = %self.group, %error, "reading events; trying again");
+                            tokio::select! {
+                                () = &mut shutdown => break,
+                                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                            }
+                            continue;
+                        }
+                    };
+                    let mut backoff = Duration::from_millis(50);
+                    loop {
+                        match handler(&event).await {
+                            Ok(()) => break,
+                            Err(error) => warn!(
+                                group = %self.group,
+                                topic = %event.topic,
+                                offset = event.offset,
+                                %error,
+                                retry_in_ms = backoff.as_millis() as u64,
+                                "event handler failed; retrying"
+                            ),
+                        }
+                        tokio::select! {
+                            () = &mut shutdown => return self.commit().await,
+                            () = tokio::time::sleep(backoff) => {}
+                        }
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
                     }
                     self.ack(&event);
                 }

@@ -27,7 +27,7 @@ mod topics;
 pub mod trace;
 
 pub use config::BusConfig;
-pub use consumer::{EventConsumer, ReceivedEvent};
+pub use consumer::{EventConsumer, Handling, ReceivedEvent};
 pub use dedupe::{AppliedSequences, SequenceCheck};
 pub use envelope::{AggregateRef, new_envelope};
 pub use error::{BusError, Result};

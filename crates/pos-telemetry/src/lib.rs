@@ -37,6 +37,24 @@ pub enum TelemetryError {
     Reflection(String),
 }
 
+/// Spreads `shutdown` to several servers and tasks: the receiver turns `true` once it
+/// completed; wait for that with [`stopped`].
+pub fn shutdown_channel(
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> tokio::sync::watch::Receiver<bool> {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = tx.send(true);
+    });
+    rx
+}
+
+/// Completes once the [`shutdown_channel`] fired (or its sender is gone).
+pub async fn stopped(mut rx: tokio::sync::watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
+}
+
 /// Completes on Ctrl-C (SIGINT) or SIGTERM: the shutdown signal every service passes to its
 /// servers so that they drain in-flight work before the process exits.
 pub async fn shutdown_signal() {

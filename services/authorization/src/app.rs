@@ -15,7 +15,6 @@ use pos_events::{BusConfig, EventPublisher, Topic, ensure_topics};
 use pos_facts::Facts;
 use pos_proto::v1::authorization_server::AuthorizationServer;
 use pos_store::{Store, StoreConfig};
-use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
 use tracing::info;
 
@@ -104,17 +103,23 @@ pub async fn run(
         business_day: config.business_day()?,
     });
 
-    let stop = shutdown_channel(shutdown);
+    let stop = pos_telemetry::shutdown_channel(shutdown);
     let holds_bus = bus.clone();
     let holds_records = service.records.clone();
     let holds_stop = stop.clone();
     tokio::spawn(async move {
-        if let Err(e) = crate::holds::follow(&holds_bus, holds_records, stopped(holds_stop)).await {
+        if let Err(e) = crate::holds::follow(
+            &holds_bus,
+            holds_records,
+            pos_telemetry::stopped(holds_stop),
+        )
+        .await
+        {
             tracing::error!(error = %format!("{e:#}"), "the pre-authorization hold follower stopped");
         }
     });
     let (metrics_addr, metrics_server) =
-        pos_telemetry::metrics::bind(config.metrics, stopped(stop.clone())).await?;
+        pos_telemetry::metrics::bind(config.metrics, pos_telemetry::stopped(stop.clone())).await?;
     tokio::spawn(metrics_server);
     let (reporter, health) = pos_telemetry::grpc::health();
     reporter
@@ -142,7 +147,10 @@ pub async fn run(
         .add_service(health)
         .add_service(pos_telemetry::grpc::reflection()?)
         .add_service(AuthorizationServer::new(AuthorizationApi(service)))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stopped(stop))
+        .serve_with_incoming_shutdown(
+            TcpListenerStream::new(listener),
+            pos_telemetry::stopped(stop),
+        )
         .await?;
     publisher
         .flush(Duration::from_secs(5))
@@ -173,20 +181,6 @@ fn read_key(path: &Path, setting: &str) -> anyhow::Result<[u8; 32]> {
     bytes
         .try_into()
         .map_err(|_| anyhow::anyhow!("{} must hold 64 hex characters", path.display()))
-}
-
-/// Sends `true` on the channel when `shutdown` completes, so several servers can stop on it.
-fn shutdown_channel(shutdown: impl Future<Output = ()> + Send + 'static) -> watch::Receiver<bool> {
-    let (tx, rx) = watch::channel(false);
-    tokio::spawn(async move {
-        shutdown.await;
-        let _ = tx.send(true);
-    });
-    rx
-}
-
-async fn stopped(mut rx: watch::Receiver<bool>) {
-    let _ = rx.wait_for(|stop| *stop).await;
 }
 
 #[cfg(test)]

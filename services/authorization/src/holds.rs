@@ -4,11 +4,9 @@
 //! a reversed completion or pre-auth void makes the hold completable again, as the issuer
 //! restores it.
 
-use std::time::Duration;
-
-use pos_events::{BusConfig, EventConsumer, Topic};
+use pos_events::{BusConfig, BusError, EventConsumer, Topic};
 use pos_facts::txn::Records;
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::rebuild::hold_change;
 
@@ -22,35 +20,24 @@ pub async fn follow(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let consumer = EventConsumer::new(bus, GROUP, &[Topic::Transactions])?;
-    tokio::pin!(shutdown);
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            biased;
-            () = &mut shutdown => break,
-            _ = tick.tick() => consumer.commit_async()?,
-            received = consumer.recv() => {
-                let event = received?;
-                if let Some(change) = hold_change(&event.envelope) {
-                    let mut backoff = Duration::from_millis(100);
-                    while let Err(error) = records
+    consumer
+        .follow(
+            |event| {
+                let records = records.clone();
+                Box::pin(async move {
+                    let Some(change) = hold_change(&event.envelope) else {
+                        return Ok(());
+                    };
+                    records
                         .settle_hold(&change.pre_auth, change.state, &change.by)
                         .await
-                    {
-                        warn!(%error, "updating a pre-authorization's hold; retrying");
-                        tokio::select! {
-                            () = &mut shutdown => return Ok(consumer.commit().await?),
-                            () = tokio::time::sleep(backoff) => {}
-                        }
-                        backoff = (backoff * 2).min(Duration::from_secs(5));
-                    }
+                        .map_err(|e| BusError::Handler(e.to_string()))?;
                     info!(pre_auth = %change.pre_auth, state = change.state, "pre-authorization hold changed by a reversal");
-                }
-                consumer.ack(&event);
-            }
-        }
-    }
-    consumer.commit().await?;
+                    Ok(())
+                })
+            },
+            shutdown,
+        )
+        .await?;
     Ok(())
 }

@@ -9,7 +9,6 @@ use anyhow::Context;
 use pos_domain::Pan;
 use pos_proto::v1::issuer_server::IssuerServer;
 use pos_store::{Store, StoreConfig};
-use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
 use tracing::{info, warn};
 
@@ -87,9 +86,9 @@ pub async fn run(
     };
     let issuer = Arc::new(Issuer::new(books, pins, rules));
 
-    let stop = shutdown_channel(shutdown);
+    let stop = pos_telemetry::shutdown_channel(shutdown);
     let (metrics_addr, metrics_server) =
-        pos_telemetry::metrics::bind(config.metrics, stopped(stop.clone()))
+        pos_telemetry::metrics::bind(config.metrics, pos_telemetry::stopped(stop.clone()))
             .await
             .with_context(|| format!("binding the metrics port {}", config.metrics))?;
     tokio::spawn(metrics_server);
@@ -112,7 +111,10 @@ pub async fn run(
         .add_service(health)
         .add_service(pos_telemetry::grpc::reflection()?)
         .add_service(IssuerServer::new(IssuerService(issuer)))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stopped(stop))
+        .serve_with_incoming_shutdown(
+            TcpListenerStream::new(listener),
+            pos_telemetry::stopped(stop),
+        )
         .await?;
     info!("issuer-sim stopped");
     Ok(())
@@ -140,18 +142,4 @@ pub async fn seed(args: SeedArgs) -> anyhow::Result<()> {
     let (written, kept) = seed_books(&books, &args.file, args.reseed).await?;
     println!("seeded {written} card(s), left {kept} existing card(s) as they were");
     Ok(())
-}
-
-/// Sends `true` on the channel when `shutdown` completes, so several servers can stop on it.
-fn shutdown_channel(shutdown: impl Future<Output = ()> + Send + 'static) -> watch::Receiver<bool> {
-    let (tx, rx) = watch::channel(false);
-    tokio::spawn(async move {
-        shutdown.await;
-        let _ = tx.send(true);
-    });
-    rx
-}
-
-async fn stopped(mut rx: watch::Receiver<bool>) {
-    let _ = rx.wait_for(|stop| *stop).await;
 }

@@ -14,7 +14,6 @@ use pos_events::{BusConfig, EventPublisher, Topic, ensure_topics};
 use pos_facts::txn::Records;
 use pos_proto::v1::reversal_server::ReversalServer;
 use pos_store::{Store, StoreConfig};
-use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
 use tracing::{error, info};
 
@@ -72,12 +71,14 @@ pub async fn run(
         },
     });
 
-    let stop = shutdown_channel(shutdown);
+    let stop = pos_telemetry::shutdown_channel(shutdown);
     let follower = Arc::clone(&service);
     let follow_bus = bus.clone();
     let follow_stop = stop.clone();
     tokio::spawn(async move {
-        if let Err(e) = crate::follow::follow(&follow_bus, follower, stopped(follow_stop)).await {
+        if let Err(e) =
+            crate::follow::follow(&follow_bus, follower, pos_telemetry::stopped(follow_stop)).await
+        {
             error!(error = %format!("{e:#}"), "the transactions follower stopped");
         }
     });
@@ -87,7 +88,7 @@ pub async fn run(
     ));
 
     let (metrics_addr, metrics_server) =
-        pos_telemetry::metrics::bind(config.metrics, stopped(stop.clone())).await?;
+        pos_telemetry::metrics::bind(config.metrics, pos_telemetry::stopped(stop.clone())).await?;
     tokio::spawn(metrics_server);
     let (reporter, health) = pos_telemetry::grpc::health();
     reporter.set_serving::<ReversalServer<ReversalApi>>().await;
@@ -112,7 +113,10 @@ pub async fn run(
         .add_service(health)
         .add_service(pos_telemetry::grpc::reflection()?)
         .add_service(ReversalServer::new(ReversalApi(service)))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stopped(stop))
+        .serve_with_incoming_shutdown(
+            TcpListenerStream::new(listener),
+            pos_telemetry::stopped(stop),
+        )
         .await?;
     publisher
         .flush(Duration::from_secs(5))
@@ -143,18 +147,4 @@ fn read_key(path: &Path, setting: &str) -> anyhow::Result<[u8; 32]> {
     bytes
         .try_into()
         .map_err(|_| anyhow::anyhow!("{} must hold 64 hex characters", path.display()))
-}
-
-/// Sends `true` on the channel when `shutdown` completes, so several servers can stop on it.
-fn shutdown_channel(shutdown: impl Future<Output = ()> + Send + 'static) -> watch::Receiver<bool> {
-    let (tx, rx) = watch::channel(false);
-    tokio::spawn(async move {
-        shutdown.await;
-        let _ = tx.send(true);
-    });
-    rx
-}
-
-async fn stopped(mut rx: watch::Receiver<bool>) {
-    let _ = rx.wait_for(|stop| *stop).await;
 }

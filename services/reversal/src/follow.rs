@@ -7,7 +7,8 @@
 //!   record it as reversed (the issuer was already asked, or is now);
 //! - an `AuthorizationDeclined` with "91" (the issuer did not answer, it may have acted): undo
 //!   at the issuer (idempotent on the transaction id; no event, the log never counted it);
-//! - `BatchClosed` on `pos.settlement.v1`: the batch can no longer be voided;
+//! - `BatchClosed` (settlement writes it to `pos.transactions.v1`): the batch can no longer be
+//!   voided;
 //! - every few seconds, the transactions authorization lists under `txn:unrecorded`: undo them
 //!   at the issuer.
 //!
@@ -16,7 +17,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use pos_events::{BusConfig, EventConsumer, EventEnvelope, Payload, Topic};
+use pos_events::{BusConfig, BusError, EventConsumer, EventEnvelope, Payload, Topic};
 use pos_facts::txn::TxnRecord;
 use pos_proto::v1 as pb;
 use tracing::{info, warn};
@@ -28,9 +29,6 @@ use crate::service::{Service, reversal_id};
 /// Consumer group of the follower.
 pub const GROUP: &str = "reversal";
 
-/// How often handled events' offsets are committed.
-const COMMIT_EVERY: Duration = Duration::from_secs(1);
-
 /// Follows the topics until `shutdown`: each event is acknowledged once handled; a failing
 /// handler is retried with backoff, so nothing is skipped while the issuer or Redis is down.
 pub async fn follow(
@@ -39,30 +37,19 @@ pub async fn follow(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let consumer = EventConsumer::new(bus, GROUP, &[Topic::Transactions, Topic::Settlement])?;
-    tokio::pin!(shutdown);
-    let mut tick = tokio::time::interval(COMMIT_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            biased;
-            () = &mut shutdown => break,
-            _ = tick.tick() => consumer.commit_async()?,
-            received = consumer.recv() => {
-                let event = received?;
-                let mut backoff = Duration::from_millis(100);
-                while let Err(error) = handle(&service, &event.envelope).await {
-                    warn!(%error, offset = event.offset, retry_in_ms = backoff.as_millis() as u64, "handling a transaction event failed; retrying");
-                    tokio::select! {
-                        () = &mut shutdown => return Ok(consumer.commit().await?),
-                        () = tokio::time::sleep(backoff) => {}
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                }
-                consumer.ack(&event);
-            }
-        }
-    }
-    consumer.commit().await?;
+    consumer
+        .follow(
+            |event| {
+                let service = std::sync::Arc::clone(&service);
+                Box::pin(async move {
+                    handle(&service, &event.envelope)
+                        .await
+                        .map_err(|e| BusError::Handler(e.to_string()))
+                })
+            },
+            shutdown,
+        )
+        .await?;
     Ok(())
 }
 

@@ -593,31 +593,11 @@ impl Service {
         );
         let key = (trace.terminal_id.as_str(), trace.batch_no, trace.stan);
         let void_id = match self
-            .state
-            .claim_step(
-                StepKind::Void,
-                key,
-                &fingerprint,
-                &uuid::Uuid::now_v7().to_string(),
-                SystemTime::now(),
-            )
+            .claim::<pb::ReversalVoidResponse>(StepKind::Void, key, &fingerprint, "void")
             .await?
         {
-            StepClaim::Run(id) => id,
-            StepClaim::Done(answer) => {
-                return pb::ReversalVoidResponse::decode(answer.as_slice())
-                    .map_err(|e| ReversalError::Internal(format!("stored void answer: {e}")));
-            }
-            StepClaim::InProgress => return Err(ReversalError::Busy),
-            StepClaim::Conflict => {
-                return Ok(pb::ReversalVoidResponse {
-                    response_code: ResponseCode::DuplicateTransmission.code().to_owned(),
-                    response_message: "duplicate transmission: this trace number was already \
-                                       used for another request"
-                        .to_owned(),
-                    ..pb::ReversalVoidResponse::default()
-                });
-            }
+            Claimed::Run(id) => id,
+            Claimed::Answer(answer) => return Ok(answer),
         };
         let result = self
             .void_claimed(&request, &trace, by_stan, by_rrn, &fingerprint, &void_id)
@@ -906,31 +886,11 @@ impl Service {
         );
         let key = (trace.terminal_id.as_str(), trace.batch_no, trace.stan);
         let refund_id = match self
-            .state
-            .claim_step(
-                StepKind::Refund,
-                key,
-                &fingerprint,
-                &uuid::Uuid::now_v7().to_string(),
-                SystemTime::now(),
-            )
+            .claim::<pb::ReversalRefundResponse>(StepKind::Refund, key, &fingerprint, "refund")
             .await?
         {
-            StepClaim::Run(id) => id,
-            StepClaim::Done(answer) => {
-                return pb::ReversalRefundResponse::decode(answer.as_slice())
-                    .map_err(|e| ReversalError::Internal(format!("stored refund answer: {e}")));
-            }
-            StepClaim::InProgress => return Err(ReversalError::Busy),
-            StepClaim::Conflict => {
-                return Ok(pb::ReversalRefundResponse {
-                    response_code: ResponseCode::DuplicateTransmission.code().to_owned(),
-                    response_message: "duplicate transmission: this trace number was already \
-                                       used for another request"
-                        .to_owned(),
-                    ..pb::ReversalRefundResponse::default()
-                });
-            }
+            Claimed::Run(id) => id,
+            Claimed::Answer(answer) => return Ok(answer),
         };
         let record = self.records.by_rrn(&request.original_rrn).await?;
         let lock = match &record {
@@ -1172,6 +1132,68 @@ impl Service {
     /// The type of a record, for callers that only have the record.
     pub fn type_of(record: &TxnRecord) -> i32 {
         kind_type(&record.kind) as i32
+    }
+}
+
+/// What claiming a void's or refund's trace gave.
+enum Claimed<T> {
+    /// Run it under this id.
+    Run(String),
+    /// Answer this (the first answer, or "94" for other content under the same trace).
+    Answer(T),
+}
+
+/// Answers of voids and refunds: their code and message fields.
+trait StepAnswer: Message + Default {
+    fn refused(code: ResponseCode, message: &str) -> Self;
+}
+
+impl StepAnswer for pb::ReversalVoidResponse {
+    fn refused(code: ResponseCode, message: &str) -> Self {
+        Self {
+            response_code: code.code().to_owned(),
+            response_message: message.to_owned(),
+            ..Self::default()
+        }
+    }
+}
+
+impl StepAnswer for pb::ReversalRefundResponse {
+    fn refused(code: ResponseCode, message: &str) -> Self {
+        Self {
+            response_code: code.code().to_owned(),
+            response_message: message.to_owned(),
+            ..Self::default()
+        }
+    }
+}
+
+impl Service {
+    /// Claims the idempotency key of a void or refund: a fresh id to run under, the stored
+    /// answer of an identical earlier request, or "94" for other content under the same trace.
+    async fn claim<T: StepAnswer>(
+        &self,
+        kind: StepKind,
+        key: (&str, u32, u32),
+        fingerprint: &str,
+        name: &str,
+    ) -> Result<Claimed<T>> {
+        let fresh = uuid::Uuid::now_v7().to_string();
+        match self
+            .state
+            .claim_step(kind, key, fingerprint, &fresh, SystemTime::now())
+            .await?
+        {
+            StepClaim::Run(id) => Ok(Claimed::Run(id)),
+            StepClaim::Done(answer) => T::decode(answer.as_slice())
+                .map(Claimed::Answer)
+                .map_err(|e| ReversalError::Internal(format!("stored {name} answer: {e}"))),
+            StepClaim::InProgress => Err(ReversalError::Busy),
+            StepClaim::Conflict => Ok(Claimed::Answer(T::refused(
+                ResponseCode::DuplicateTransmission,
+                "duplicate transmission: this trace number was already used for another request",
+            ))),
+        }
     }
 }
 

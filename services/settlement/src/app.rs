@@ -10,7 +10,6 @@ use anyhow::Context;
 use pos_events::{BusConfig, EventPublisher, Topic, ensure_topics};
 use pos_proto::v1::settlement_server::SettlementServer;
 use pos_store::{Store, StoreConfig};
-use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
 use tracing::{error, info};
 
@@ -72,23 +71,29 @@ pub async fn run(
         publisher: publisher.clone(),
     };
 
-    let stop = shutdown_channel(shutdown);
-    merchant::follow_merchants(&bus, merchants.days().clone(), stopped(stop.clone()))
-        .await
-        .context("reading the merchants' fee schedules")?;
+    let stop = pos_telemetry::shutdown_channel(shutdown);
+    merchant::follow_merchants(
+        &bus,
+        merchants.days().clone(),
+        pos_telemetry::stopped(stop.clone()),
+    )
+    .await
+    .context("reading the merchants' fee schedules")?;
     tokio::spawn(merchant::record_adjustments(
         merchants.clone(),
-        stopped(stop.clone()),
+        pos_telemetry::stopped(stop.clone()),
     ));
     let follow_stop = stop.clone();
     let follow_bus = bus.clone();
     tokio::spawn(async move {
-        if let Err(e) = crate::follow::follow(&follow_bus, batches, stopped(follow_stop)).await {
+        if let Err(e) =
+            crate::follow::follow(&follow_bus, batches, pos_telemetry::stopped(follow_stop)).await
+        {
             error!(error = %format!("{e:#}"), "the batch projection stopped");
         }
     });
     let (metrics_addr, metrics_server) =
-        pos_telemetry::metrics::bind(config.metrics, stopped(stop.clone())).await?;
+        pos_telemetry::metrics::bind(config.metrics, pos_telemetry::stopped(stop.clone())).await?;
     tokio::spawn(metrics_server);
     let (reporter, health) = pos_telemetry::grpc::health();
     reporter
@@ -112,25 +117,14 @@ pub async fn run(
         .add_service(SettlementServer::new(SettlementApi(
             service, merchants, operators,
         )))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stopped(stop))
+        .serve_with_incoming_shutdown(
+            TcpListenerStream::new(listener),
+            pos_telemetry::stopped(stop),
+        )
         .await?;
     publisher
         .flush(Duration::from_secs(5))
         .context("flushing events at shutdown")?;
     info!("settlement stopped");
     Ok(())
-}
-
-/// Sends `true` on the channel when `shutdown` completes, so several servers can stop on it.
-fn shutdown_channel(shutdown: impl Future<Output = ()> + Send + 'static) -> watch::Receiver<bool> {
-    let (tx, rx) = watch::channel(false);
-    tokio::spawn(async move {
-        shutdown.await;
-        let _ = tx.send(true);
-    });
-    rx
-}
-
-async fn stopped(mut rx: watch::Receiver<bool>) {
-    let _ = rx.wait_for(|stop| *stop).await;
 }

@@ -4,13 +4,11 @@
 //! settlement events (`BatchSettlementRequested`, `BatchClosed`, written to the transactions
 //! topic; the rest on `pos.settlement.v1`) restore the batch headers in a rebuild.
 
-use std::time::Duration;
-
 use pos_events::{BusConfig, BusError, EventConsumer, EventEnvelope, EventReader, Payload, Topic};
 use pos_facts::{Facts, OpenBatch};
 use pos_proto::v1 as pb;
 use prost::Message;
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::lines::effect;
 use crate::store::Batches;
@@ -182,29 +180,19 @@ pub async fn follow(
         None => GROUP.to_owned(),
     };
     let consumer = EventConsumer::new(bus, &group, &[Topic::Transactions])?;
-    tokio::pin!(shutdown);
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            biased;
-            () = &mut shutdown => break,
-            _ = tick.tick() => consumer.commit_async()?,
-            received = consumer.recv() => {
-                let event = received?;
-                let mut backoff = Duration::from_millis(100);
-                while let Err(error) = apply(&batches, &event.envelope).await {
-                    warn!(%error, "applying a transaction event to its batch; retrying");
-                    tokio::select! {
-                        () = &mut shutdown => return Ok(consumer.commit().await?),
-                        () = tokio::time::sleep(backoff) => {}
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                }
-                consumer.ack(&event);
-            }
-        }
-    }
-    consumer.commit().await?;
+    consumer
+        .follow(
+            |event| {
+                let batches = batches.clone();
+                Box::pin(async move {
+                    apply(&batches, &event.envelope)
+                        .await
+                        .map(drop)
+                        .map_err(|e| BusError::Handler(e.to_string()))
+                })
+            },
+            shutdown,
+        )
+        .await?;
     Ok(())
 }

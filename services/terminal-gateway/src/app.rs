@@ -20,7 +20,6 @@ use pos_proto::v1::terminal_gateway_server::TerminalGatewayServer;
 use pos_proto::v1::terminal_management_server::TerminalManagementServer;
 use pos_registry::{Payload, RegistryError, merchant, operator, terminal};
 use pos_store::{Store, StoreConfig};
-use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Channel;
 use tracing::{info, warn};
@@ -222,20 +221,6 @@ impl DataKey {
     }
 }
 
-/// Sends `true` on the channel when `shutdown` completes, so several servers can stop on it.
-fn shutdown_channel(shutdown: impl Future<Output = ()> + Send + 'static) -> watch::Receiver<bool> {
-    let (tx, rx) = watch::channel(false);
-    tokio::spawn(async move {
-        shutdown.await;
-        let _ = tx.send(true);
-    });
-    rx
-}
-
-async fn stopped(mut rx: watch::Receiver<bool>) {
-    let _ = rx.wait_for(|stop| *stop).await;
-}
-
 /// Keeps a registry event read from a topic; other aggregates (sessions, audit) are skipped.
 async fn keep_registry_event(repo: &Repo, event: &ReceivedEvent) -> pos_events::Result<()> {
     if !REGISTRY_KINDS.contains(&event.envelope.aggregate_type.as_str()) {
@@ -335,9 +320,9 @@ pub async fn run(
         config: config.clone(),
     });
 
-    let stop = shutdown_channel(shutdown);
+    let stop = pos_telemetry::shutdown_channel(shutdown);
     let (metrics_addr, metrics_server) =
-        pos_telemetry::metrics::bind(config.metrics, stopped(stop.clone())).await?;
+        pos_telemetry::metrics::bind(config.metrics, pos_telemetry::stopped(stop.clone())).await?;
     tokio::spawn(metrics_server);
 
     let (reporter, health) = pos_telemetry::grpc::health();
@@ -365,7 +350,10 @@ pub async fn run(
             Arc::clone(&gateway),
         )))
         .add_service(TerminalManagementServer::from_arc(gateway))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stopped(stop))
+        .serve_with_incoming_shutdown(
+            TcpListenerStream::new(listener),
+            pos_telemetry::stopped(stop),
+        )
         .await?;
     info!("terminal-gateway stopped");
     Ok(())
