@@ -26,6 +26,7 @@ pub mod keys;
 pub mod mac;
 pub mod password;
 pub mod pinblock;
+mod secret_file;
 
 pub use activation::{DeviceKeyPair, SealedTmk, seal_tmk};
 pub use error::{CryptoError, Result};
@@ -33,3 +34,4 @@ pub use hsm::{Hsm, KeyUnderLmk, SoftHsm, WorkingKey, WorkingKeys};
 pub use keys::DesKey;
 pub use mac::{retail_mac, verify_retail_mac};
 pub use password::{hash_password, verify_password};
+pub use secret_file::read_key_file;

@@ -3,13 +3,11 @@
 //! and metrics servers until shutdown.
 
 use std::future::Future;
-use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use pos_crypto::{DesKey, Hsm, SoftHsm};
+use pos_crypto::{DesKey, Hsm, SoftHsm, read_key_file as read_key};
 use pos_domain::TokenKey;
 use pos_events::{BusConfig, EventPublisher, Topic, ensure_topics};
 use pos_facts::Facts;
@@ -157,30 +155,6 @@ pub async fn run(
         .context("flushing events at shutdown")?;
     info!("authorization stopped");
     Ok(())
-}
-
-/// Reads a 32-byte hex secret that terminal-gateway created; refuses a missing file (a new key
-/// would not match the gateway's) and one that others can read.
-fn read_key(path: &Path, setting: &str) -> anyhow::Result<[u8; 32]> {
-    let metadata = std::fs::metadata(path).with_context(|| {
-        format!(
-            "{} ({setting}) is missing: it is terminal-gateway's, start the gateway first or \
-             point {setting} at its file",
-            path.display()
-        )
-    })?;
-    anyhow::ensure!(
-        metadata.permissions().mode() & 0o077 == 0,
-        "{} is readable by group or others; chmod 600 it",
-        path.display()
-    );
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let bytes = hex::decode(text.trim())
-        .map_err(|_| anyhow::anyhow!("{} must hold 64 hex characters", path.display()))?;
-    bytes
-        .try_into()
-        .map_err(|_| anyhow::anyhow!("{} must hold 64 hex characters", path.display()))
 }
 
 #[cfg(test)]

@@ -3,8 +3,6 @@
 //! sweeper, then the gRPC and metrics servers until shutdown.
 
 use std::future::Future;
-use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,8 +27,11 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     config.validate()?;
-    let tokens = TokenKey::from_bytes(&read_key(&config.token_key_file, "POS_TOKEN_KEY_FILE")?)
-        .map_err(|e| anyhow::anyhow!("token key: {e}"))?;
+    let tokens = TokenKey::from_bytes(&pos_crypto::read_key_file(
+        &config.token_key_file,
+        "POS_TOKEN_KEY_FILE",
+    )?)
+    .map_err(|e| anyhow::anyhow!("token key: {e}"))?;
     let bus = BusConfig {
         brokers: config.kafka.clone(),
         client_id: PRODUCER.to_owned(),
@@ -123,28 +124,4 @@ pub async fn run(
         .context("flushing events at shutdown")?;
     info!("reversal stopped");
     Ok(())
-}
-
-/// Reads a 32-byte hex secret that terminal-gateway created; refuses a missing file and one
-/// that others can read.
-fn read_key(path: &Path, setting: &str) -> anyhow::Result<[u8; 32]> {
-    let metadata = std::fs::metadata(path).with_context(|| {
-        format!(
-            "{} ({setting}) is missing: it is terminal-gateway's, start the gateway first or \
-             point {setting} at its file",
-            path.display()
-        )
-    })?;
-    anyhow::ensure!(
-        metadata.permissions().mode() & 0o077 == 0,
-        "{} is readable by group or others; chmod 600 it",
-        path.display()
-    );
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let bytes = hex::decode(text.trim())
-        .map_err(|_| anyhow::anyhow!("{} must hold 64 hex characters", path.display()))?;
-    bytes
-        .try_into()
-        .map_err(|_| anyhow::anyhow!("{} must hold 64 hex characters", path.display()))
 }
