@@ -3,7 +3,9 @@
 //! `authorization` metadata; a service keeps only SHA-256 digests of the tokens, each with the
 //! operator's name and roles, in the operators file (`POS_OPERATORS_FILE`, one
 //! `name roles sha256-hex` per line). Every call checks a role before it does anything and is
-//! recorded as an `OperatorActionRecorded` event ([`action_record`]).
+//! recorded as an `OperatorActionRecorded` event ([`action_record`]). [`OperatorGate`] does
+//! all of that for a service's operator calls (settlement, fraud-check): it reads the file at
+//! each call, checks one role and publishes the record on the service's topic.
 //!
 //! Every service that serves operators reads the same file, so one token works everywhere and
 //! a role means the same thing everywhere.
@@ -20,6 +22,10 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tonic::Status;
 use tonic::metadata::MetadataMap;
+
+mod gate;
+
+pub use gate::OperatorGate;
 
 /// Result alias of the crate.
 pub type Result<T, E = AuthError> = std::result::Result<T, E>;

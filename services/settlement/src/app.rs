@@ -7,13 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use pos_auth::{OperatorGate, Role};
 use pos_events::{BusConfig, EventPublisher, Topic, ensure_topics};
 use pos_proto::v1::settlement_server::SettlementServer;
 use pos_store::{Store, StoreConfig};
 use tokio_stream::wrappers::TcpListenerStream;
 use tracing::{error, info};
 
-use crate::auth::Operators;
 use crate::config::Config;
 use crate::day::ClosedDays;
 use crate::grpc::SettlementApi;
@@ -66,10 +66,15 @@ pub async fn run(
             refund_default: config.refund_fee,
         },
     ));
-    let operators = Operators {
-        file: config.operators_file.clone(),
-        publisher: publisher.clone(),
-    };
+    // Merchant settlement is an operator's call: the `settlement` role, audited on our topic.
+    let operators = OperatorGate::new(
+        config.operators_file.clone(),
+        publisher.clone(),
+        PRODUCER,
+        Topic::Settlement,
+        "pos.v1.Settlement",
+        Role::Settlement,
+    );
 
     let stop = pos_telemetry::shutdown_channel(shutdown);
     merchant::follow_merchants(

@@ -1,16 +1,17 @@
 //! The tonic adapter: validation of the terminal and batch, a span parented on the caller's
 //! trace context, errors mapped in `error`. Merchant settlement calls are operators' calls:
-//! authenticated, role-checked and audited by `auth`, errors mapped in `merchant`.
+//! authenticated, role-checked and audited by the operator gate (`pos_auth::OperatorGate`,
+//! role `settlement`), errors mapped in `merchant`.
 
 use std::sync::Arc;
 
+use pos_auth::OperatorGate;
 use pos_proto::v1 as pb;
 use pos_proto::v1::settlement_server::Settlement;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use crate::auth::Operators;
 use crate::error::SettlementError;
 use crate::merchant::MerchantSettlements;
 use crate::service::Service;
@@ -21,7 +22,7 @@ use crate::service::Service;
 pub struct SettlementApi(
     pub Arc<Service>,
     pub Arc<MerchantSettlements>,
-    pub Operators,
+    pub OperatorGate,
 );
 
 fn span<T>(request: &Request<T>, name: &'static str) -> tracing::Span {

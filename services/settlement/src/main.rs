@@ -6,10 +6,10 @@
 //! `lines` (pure: batch lines, totals, reconciliation), `store` (Redis), `follow` (the
 //! projection: consumer and rebuild), `error`. Merchant settlement per business day:
 //! `merchant` (runs, adjustments, reads; its projection is hooked into `follow`), `fees`
-//! (pure fee arithmetic), `day` (which dates are closed), `auth` (operators and their audit).
+//! (pure fee arithmetic), `day` (which dates are closed). Operators and their audit are
+//! `pos_auth::OperatorGate`'s.
 
 mod app;
-mod auth;
 mod config;
 mod day;
 mod error;
