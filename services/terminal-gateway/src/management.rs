@@ -4,11 +4,13 @@
 
 use std::time::Duration;
 
-use pos_domain::{MerchantId, OperatorNo, TerminalId};
+use pos_domain::{MerchantId, OperatorNo, TerminalId, TokenKey};
 use pos_events::Topic;
 use pos_proto::v1 as pb;
 use pos_proto::v1::terminal_management_server::TerminalManagement;
-use pos_registry::merchant::{self, MerchantCommand, MerchantState, Protection};
+use pos_registry::merchant::{
+    self, MerchantCommand, MerchantState, Protection, ValidatedOnboarding,
+};
 use pos_registry::operator::{self, OperatorCommand, OperatorKey, OperatorState, UnlockedBy};
 use pos_registry::terminal::{self, TerminalCommand, TerminalState};
 use pos_registry::{Ctx, Payload, RegistryError};
@@ -16,7 +18,7 @@ use prost::Message;
 use tonic::{Request, Response, Status};
 use tracing::warn;
 
-use crate::app::{Gateway, now};
+use crate::app::{DataKey, Gateway, now};
 use crate::auth::{Caller, Role};
 use crate::error::{GatewayError, Result};
 use crate::{metrics, secrets, views};
@@ -199,29 +201,7 @@ impl Gateway {
             }
         }
         let validated = merchant::validate_onboarding(&request, now())?;
-        let protection = Protection {
-            legal_person_name_token: self.tokens.keyed_hash(
-                "legal-person-name",
-                validated.legal_person_name().expose().as_bytes(),
-            ),
-            legal_person_id_token: self.tokens.keyed_hash(
-                "resident-id",
-                validated.legal_person_id_number().expose().as_bytes(),
-            ),
-            contact_phone_encrypted: self.data_key.encrypt(
-                "contact-phone",
-                validated.contact_phone().expose().as_bytes(),
-            )?,
-            account_number_token: self.tokens.keyed_hash(
-                "account-number",
-                validated.account_number().expose().as_bytes(),
-            ),
-            account_number_encrypted: self.data_key.encrypt(
-                "account-number",
-                validated.account_number().expose().as_bytes(),
-            )?,
-            request_digest: digest.clone(),
-        };
+        let protection = protect(&validated, &self.tokens, &self.data_key, digest.clone())?;
         let merchant_id = new_merchant_id()?;
         let command = validated.into_command(merchant_id.clone(), protection)?;
         let merchant = self.merchant_command(caller, command).await?;
@@ -343,6 +323,36 @@ impl Gateway {
             })
             .collect())
     }
+}
+
+/// The tokens and ciphertexts of an onboarding's personal data. A settlement account that is a
+/// card gets the card's own token too (`Pan::token`, as transactions carry it), so that
+/// fraud-check recognises the merchant's card paying at its terminals.
+fn protect(
+    validated: &ValidatedOnboarding,
+    tokens: &TokenKey,
+    data_key: &DataKey,
+    request_digest: String,
+) -> Result<Protection> {
+    let account_number = validated.account_number().expose().as_bytes();
+    Ok(Protection {
+        legal_person_name_token: tokens.keyed_hash(
+            "legal-person-name",
+            validated.legal_person_name().expose().as_bytes(),
+        ),
+        legal_person_id_token: tokens.keyed_hash(
+            "resident-id",
+            validated.legal_person_id_number().expose().as_bytes(),
+        ),
+        contact_phone_encrypted: data_key.encrypt(
+            "contact-phone",
+            validated.contact_phone().expose().as_bytes(),
+        )?,
+        account_number_token: tokens.keyed_hash("account-number", account_number),
+        account_number_encrypted: data_key.encrypt("account-number", account_number)?,
+        account_card_token: validated.account_card().map(|card| card.token(tokens)),
+        request_digest,
+    })
 }
 
 fn actor(caller: &Caller) -> pb::Actor {
@@ -828,5 +838,103 @@ impl TerminalManagement for Gateway {
             async |_, req| crate::history::list(&self.history, &req).await,
         )
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::time::{Duration, SystemTime};
+
+    use pos_domain::Pan;
+
+    use super::*;
+
+    const CARD: &str = "6228480402564890018";
+
+    fn micro_request() -> pb::OnboardMerchantRequest {
+        let accepted = SystemTime::now() - Duration::from_secs(3600);
+        pb::OnboardMerchantRequest {
+            request_id: "5b0c7e0e-1d1a-4a51-9a0e-3f0b7d2c9a11".into(),
+            merchant_type: pb::MerchantType::Micro.into(),
+            legal_name: "上海市徐汇区张三便利店".into(),
+            display_name: "张三便利店".into(),
+            city: "上海".into(),
+            address: "徐汇区漕溪北路 88 号".into(),
+            legal_person_name: "张三".into(),
+            legal_person_id_number: "310104199001011233".into(),
+            contact_phone: "13812345678".into(),
+            settlement_account: Some(pb::SettlementAccountInput {
+                account_name: "张三".into(),
+                account_number: CARD.into(),
+                bank_name: "中国农业银行上海徐汇支行".into(),
+                bank_code: String::new(),
+            }),
+            mcc: "5411".into(),
+            fee_schedule: Some(pb::FeeSchedule {
+                debit_rate: "0.0050".into(),
+                credit_rate: "0.0060".into(),
+                ..Default::default()
+            }),
+            agreement: Some(pb::AgreementAcceptance {
+                accepted: true,
+                version: "2025-01".into(),
+                accepted_at: Some(accepted.into()),
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn enterprise_request(account_number: &str) -> pb::OnboardMerchantRequest {
+        let mut request = micro_request();
+        request.merchant_type = pb::MerchantType::Enterprise.into();
+        request.legal_name = "上海张三贸易有限公司".into();
+        request.display_name = "张三贸易".into();
+        request.business_licence_no = "91310110666007217T".into();
+        request.settlement_account = Some(pb::SettlementAccountInput {
+            account_name: "上海张三贸易有限公司".into(),
+            account_number: account_number.into(),
+            bank_name: "中国建设银行上海分行".into(),
+            bank_code: "105290000001".into(),
+        });
+        request
+    }
+
+    /// The settlement account recorded in the `MerchantOnboarded` event of `request`.
+    fn account_record(
+        request: &pb::OnboardMerchantRequest,
+        tokens: &TokenKey,
+    ) -> pb::SettlementAccountRecord {
+        let validated = merchant::validate_onboarding(request, SystemTime::now()).unwrap();
+        let data_key = DataKey::new([7; 32]);
+        let protection = protect(&validated, tokens, &data_key, "4".repeat(64)).unwrap();
+        let merchant_id = MerchantId::parse("898310048990001").unwrap();
+        let command = validated.into_command(merchant_id, protection).unwrap();
+        let ctx = Ctx::with_actor(SystemTime::now(), pb::Actor::default());
+        let events = merchant::decide(None, command, &ctx).unwrap();
+        let [Payload::MerchantOnboarded(event)] = events.as_slice() else {
+            panic!("expected one MerchantOnboarded, got {events:?}");
+        };
+        event.settlement_account.clone().unwrap()
+    }
+
+    #[test]
+    fn a_settlement_card_carries_the_token_its_transactions_carry() {
+        let tokens = TokenKey::from_bytes(&[0x5a; 32]).unwrap();
+        let record = account_record(&micro_request(), &tokens);
+        let card = Pan::parse(CARD).unwrap().token(&tokens).to_string();
+        assert_eq!(record.account_card_token, card);
+        assert_ne!(record.account_number_token, card);
+    }
+
+    #[test]
+    fn a_corporate_account_that_is_no_card_has_no_card_token() {
+        let tokens = TokenKey::from_bytes(&[0x5a; 32]).unwrap();
+        let number = "31001234567890124";
+        assert!(Pan::parse(number).is_err());
+        let record = account_record(&enterprise_request(number), &tokens);
+        assert_eq!(record.account_card_token, "");
+        assert!(!record.account_number_token.is_empty());
     }
 }

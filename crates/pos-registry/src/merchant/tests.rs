@@ -1,9 +1,11 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use pos_domain::MerchantId;
+use pos_domain::pan::{Pan, TokenKey};
 use pos_proto::v1::{
     Actor, AgreementAcceptance, EncryptedValue, FeeSchedule, MerchantType, Money,
-    OnboardMerchantRequest, SettlementAccountInput, TradingHours, TradingWindow,
+    OnboardMerchantRequest, SettlementAccountInput, SettlementAccountRecord, TradingHours,
+    TradingWindow,
 };
 use prost::Message;
 
@@ -108,6 +110,11 @@ fn encrypted(clear: &str) -> EncryptedValue {
     }
 }
 
+/// The service's token key, for card tokens.
+fn token_key() -> TokenKey {
+    TokenKey::from_bytes(&[0x5a; 32]).unwrap()
+}
+
 fn protection(validated: &ValidatedOnboarding) -> Protection {
     Protection {
         legal_person_name_token: "1".repeat(64),
@@ -115,6 +122,9 @@ fn protection(validated: &ValidatedOnboarding) -> Protection {
         contact_phone_encrypted: encrypted(validated.contact_phone().expose()),
         account_number_token: "3".repeat(64),
         account_number_encrypted: encrypted(validated.account_number().expose()),
+        account_card_token: validated
+            .account_card()
+            .map(|card| card.token(&token_key())),
         request_digest: "4".repeat(64),
     }
 }
@@ -440,6 +450,51 @@ fn no_clear_personal_data_reaches_the_event_or_debug_output() {
             .any(|w| w == secret.as_bytes());
         assert!(!found, "{secret} is in the encoded event");
     }
+}
+
+/// The settlement account of the `MerchantOnboarded` event `request` gives.
+fn account_record(request: &OnboardMerchantRequest) -> SettlementAccountRecord {
+    let MerchantCommand::Onboard(onboard) = onboard_command(request) else {
+        panic!("expected an onboard command");
+    };
+    onboard.into_event().settlement_account.unwrap()
+}
+
+#[test]
+fn a_settlement_card_is_recorded_with_its_card_token_and_a_corporate_account_without() {
+    let card = Pan::parse(CARD).unwrap().token(&token_key()).to_string();
+    let record = account_record(&micro_request());
+    assert_eq!(record.account_card_token, card);
+    assert_ne!(record.account_card_token, record.account_number_token);
+
+    let mut request = enterprise_request();
+    let number = "31001234567890124";
+    request.settlement_account.as_mut().unwrap().account_number = number.into();
+    assert!(Pan::parse(number).is_err());
+    assert_eq!(account_record(&request).account_card_token, "");
+    // an enterprise paid to its legal person's card is recognised as well
+    let mut request = enterprise_request();
+    let account = request.settlement_account.as_mut().unwrap();
+    account.account_number = CARD.into();
+    account.account_name = "张三".into();
+    assert_eq!(account_record(&request).account_card_token, card);
+}
+
+#[test]
+fn a_card_token_is_required_exactly_for_a_card_account() {
+    let validated = validate_onboarding(&micro_request(), now()).unwrap();
+    let mut missing = protection(&validated);
+    missing.account_card_token = None;
+    let err = validated.into_command(merchant_id(), missing).unwrap_err();
+    assert!(err.to_string().contains("account_card_token"), "{err}");
+
+    let mut request = enterprise_request();
+    request.settlement_account.as_mut().unwrap().account_number = "31001234567890124".into();
+    let validated = validate_onboarding(&request, now()).unwrap();
+    let mut stray = protection(&validated);
+    stray.account_card_token = Some(Pan::parse(CARD).unwrap().token(&token_key()));
+    let err = validated.into_command(merchant_id(), stray).unwrap_err();
+    assert!(err.to_string().contains("account_card_token"), "{err}");
 }
 
 #[test]
