@@ -20,6 +20,7 @@ const AUTHORIZATION: &str = "127.0.0.1:7002";
 const ISSUER: &str = "127.0.0.1:7010";
 const REVERSAL: &str = "127.0.0.1:7003";
 const SETTLEMENT: &str = "127.0.0.1:7004";
+const FRAUD: &str = "127.0.0.1:7005";
 
 /// Demo terminals seeded when `--terminals` is not given.
 const DEFAULT_TERMINALS: u32 = 2;
@@ -244,6 +245,7 @@ pub fn up(args: &[String]) -> Result<()> {
         ("POS_REVERSAL_URL", format!("http://{REVERSAL}")),
         ("POS_SETTLEMENT_URL", format!("http://{SETTLEMENT}")),
         ("POS_ISSUER_URL", format!("http://{ISSUER}")),
+        ("POS_FRAUD_URL", format!("http://{FRAUD}")),
     ];
     let mut services = Services {
         children: Vec::new(),
@@ -261,6 +263,14 @@ pub fn up(args: &[String]) -> Result<()> {
         ISSUER,
     )?;
     services.start(&bin, "terminal-gateway", &dir, &with(&[]), GATEWAY)?;
+    let rules = root.join("services/fraud-check/rules/default.toml");
+    services.start(
+        &bin,
+        "fraud-check",
+        &dir,
+        &with(&[("POS_FRAUD_RULES_FILE", rules.display().to_string())]),
+        FRAUD,
+    )?;
     services.start(&bin, "authorization", &dir, &with(&[]), AUTHORIZATION)?;
     services.start(&bin, "reversal", &dir, &with(&[]), REVERSAL)?;
     services.start(&bin, "settlement", &dir, &with(&[]), SETTLEMENT)?;
@@ -361,10 +371,10 @@ fn print_guide(
     println!();
     println!("The platform is up (logs and data in .pos/up; Ctrl-C stops everything).");
     println!(
-        "  terminal gateway  http://{GATEWAY}   authorization http://{AUTHORIZATION}   reversal http://{REVERSAL}   settlement http://{SETTLEMENT}   issuer http://{ISSUER}"
+        "  terminal gateway  http://{GATEWAY}   authorization http://{AUTHORIZATION}   reversal http://{REVERSAL}   settlement http://{SETTLEMENT}   fraud-check http://{FRAUD}   issuer http://{ISSUER}"
     );
     println!(
-        "  kafka {kafka}   redis {redis}   metrics 127.0.0.1:9101 (gateway), 9102, 9103, 9104, 9110"
+        "  kafka {kafka}   redis {redis}   metrics 127.0.0.1:9101 (gateway), 9102, 9103, 9104, 9105, 9110"
     );
     println!(
         "  demo merchant {merchant_id}; operator token in {}",

@@ -1,8 +1,10 @@
-//! The connection to the management API: one channel, the operator's bearer token on every call.
+//! The connections posctl makes: the gateway's management API and the fraud-check service, one
+//! channel each, the operator's bearer token on every call.
 
 use std::path::PathBuf;
 
 use anyhow::Context;
+use pos_proto::v1::fraud_check_client::FraudCheckClient;
 use pos_proto::v1::terminal_management_client::TerminalManagementClient;
 use tonic::Request;
 use tonic::metadata::MetadataValue;
@@ -35,6 +37,14 @@ pub struct Connection {
         default_value = ".pos/admin.token"
     )]
     pub token_file: PathBuf,
+    /// Address of the fraud-check service (blacklists and fraud alerts).
+    #[arg(
+        long,
+        global = true,
+        env = "POSCTL_FRAUD",
+        default_value = "http://127.0.0.1:7005"
+    )]
+    pub fraud_url: String,
 }
 
 /// Adds `authorization: Bearer TOKEN` to every call.
@@ -59,6 +69,9 @@ impl Interceptor for Bearer {
 /// The management client posctl uses.
 pub type Management = TerminalManagementClient<InterceptedService<Channel, Bearer>>;
 
+/// The fraud-check client posctl uses.
+pub type FraudCheck = FraudCheckClient<InterceptedService<Channel, Bearer>>;
+
 impl Connection {
     fn token(&self) -> anyhow::Result<String> {
         if let Some(token) = &self.token {
@@ -73,20 +86,34 @@ impl Connection {
         Ok(text.trim().to_owned())
     }
 
-    /// Connects to the gateway's management API.
-    pub async fn management(&self) -> anyhow::Result<Management> {
+    /// The interceptor that sends the operator's token.
+    fn bearer(&self) -> anyhow::Result<Bearer> {
         let token = self.token()?;
         let header: MetadataValue<_> = format!("Bearer {token}")
             .parse()
             .context("the operator token has characters that cannot be sent")?;
+        Ok(Bearer(header))
+    }
+
+    /// Connects to the gateway's management API.
+    pub async fn management(&self) -> anyhow::Result<Management> {
+        let bearer = self.bearer()?;
         let channel = pos_tls::tool_endpoint(&self.gateway, self.ca.as_deref())
             .with_context(|| format!("gateway address {}", self.gateway))?
             .connect()
             .await
             .with_context(|| format!("cannot reach the gateway at {}", self.gateway))?;
-        Ok(TerminalManagementClient::with_interceptor(
-            channel,
-            Bearer(header),
-        ))
+        Ok(TerminalManagementClient::with_interceptor(channel, bearer))
+    }
+
+    /// Connects to the fraud-check service (the caller needs the `risk` or `admin` role).
+    pub async fn fraud(&self) -> anyhow::Result<FraudCheck> {
+        let bearer = self.bearer()?;
+        let channel = pos_tls::tool_endpoint(&self.fraud_url, self.ca.as_deref())
+            .with_context(|| format!("fraud-check address {}", self.fraud_url))?
+            .connect()
+            .await
+            .with_context(|| format!("cannot reach fraud-check at {}", self.fraud_url))?;
+        Ok(FraudCheckClient::with_interceptor(channel, bearer))
     }
 }

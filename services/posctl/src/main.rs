@@ -1,7 +1,9 @@
 //! `posctl`: the operator's command line for the acquiring platform (DESIGN.md §9). Every call
 //! authenticates with the operator's token and is recorded by the platform as an audit event.
 
+mod blacklist;
 mod client;
+mod fraud;
 mod merchant;
 mod print;
 mod settlement;
@@ -39,6 +41,13 @@ enum Command {
     Txn(txn::TxnCommand),
     /// Merchant settlement per business day: run, show, list (settlement service).
     Settlement(settlement::SettlementArgs),
+    /// Blacklisted cards, BIN ranges, merchants and terminals: add, remove, list (fraud-check
+    /// service, risk role).
+    #[command(subcommand)]
+    Blacklist(blacklist::BlacklistCommand),
+    /// Fraud alerts: recent reviews, declines and rule hits (fraud-check service, risk role).
+    #[command(subcommand)]
+    Fraud(fraud::FraudCommand),
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -50,6 +59,8 @@ async fn main() -> ExitCode {
         Command::Operator(cmd) => terminal::run_operator(&cli.connection, cmd).await,
         Command::Txn(cmd) => txn::run(&cli.connection, cmd).await,
         Command::Settlement(args) => settlement::run(&cli.connection, args).await,
+        Command::Blacklist(cmd) => blacklist::run(&cli.connection, cmd).await,
+        Command::Fraud(cmd) => fraud::run(&cli.connection, cmd).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

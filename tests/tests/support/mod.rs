@@ -14,6 +14,8 @@ pub const ADMIN_TOKEN: &str = "test-admin-token-5b1f0c";
 pub const ONBOARDING_TOKEN: &str = "test-onboarding-token-77aa";
 /// A token with the settlement role only.
 pub const SETTLEMENT_TOKEN: &str = "test-settlement-token-3c9e";
+/// A token with the risk role only (blacklists, fraud alerts).
+pub const RISK_TOKEN: &str = "test-risk-token-91d4";
 
 /// The gateway (and, for the purchase path, authorization and the issuer) of one test.
 pub struct Platform {
@@ -38,6 +40,11 @@ pub struct Platform {
     pub issuer_settings: Vec<(&'static str, String)>,
     /// Extra settings of the settlement service (e.g. `POS_SETTLEMENT_CLOSED_THROUGH`).
     pub settlement_settings: Vec<(&'static str, String)>,
+    /// fraud-check, when started with [`Platform::start_fraud`].
+    pub fraud: Option<ServiceProcess>,
+    pub fraud_port: u16,
+    /// Extra settings of authorization (e.g. `POS_FRAUD_URL`).
+    pub authorization_settings: Vec<(&'static str, String)>,
 }
 
 /// The issuer simulator's demo cards.
@@ -57,10 +64,11 @@ impl Platform {
         let dir = std::env::temp_dir().join("pos-tests").join(&env.namespace);
         std::fs::create_dir_all(&dir).unwrap();
         let operators = format!(
-            "admin admin {}\nonboarder onboarding {}\nsettler settlement {}\n",
+            "admin admin {}\nonboarder onboarding {}\nsettler settlement {}\nanalyst risk {}\n",
             sha256_hex(ADMIN_TOKEN),
             sha256_hex(ONBOARDING_TOKEN),
-            sha256_hex(SETTLEMENT_TOKEN)
+            sha256_hex(SETTLEMENT_TOKEN),
+            sha256_hex(RISK_TOKEN)
         );
         std::fs::write(dir.join("operators"), operators).unwrap();
         let port = free_port();
@@ -90,6 +98,9 @@ impl Platform {
             gateway_settings: Vec::new(),
             issuer_settings: Vec::new(),
             settlement_settings: Vec::new(),
+            fraud: None,
+            fraud_port: free_port(),
+            authorization_settings: Vec::new(),
         }
     }
 
@@ -196,9 +207,91 @@ impl Platform {
             ("POS_ISSUER_TIMEOUT_MS", "3000".to_owned()),
             ("RUST_LOG", "info".to_owned()),
         ];
+        let envs: Vec<(&str, String)> = envs
+            .into_iter()
+            .chain(self.authorization_settings.iter().cloned())
+            .collect();
         let mut authorization = ServiceProcess::start("authorization", &envs, &self.dir);
         authorization.wait_for_port(self.authorization_port);
         self.authorization = Some(authorization);
+    }
+
+    /// The rules file fraud-check reads (the shipped default until a test rewrites it).
+    pub fn fraud_rules_file(&self) -> PathBuf {
+        self.dir.join("fraud-rules.toml")
+    }
+
+    /// Starts (or restarts) fraud-check on its port; the rules file is the shipped default
+    /// unless the test wrote its own.
+    pub fn start_fraud(&mut self) {
+        self.stop_fraud();
+        let rules = self.fraud_rules_file();
+        if !rules.exists() {
+            let default = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../services/fraud-check/rules/default.toml");
+            std::fs::copy(default, &rules).unwrap();
+        }
+        let envs = [
+            ("POS_FRAUD_LISTEN", format!("127.0.0.1:{}", self.fraud_port)),
+            ("POS_FRAUD_METRICS", format!("127.0.0.1:{}", free_port())),
+            ("POS_KAFKA", self.env.kafka.clone()),
+            ("POS_TOPIC_NAMESPACE", self.env.namespace.clone()),
+            ("POS_REDIS", self.env.redis.clone()),
+            ("POS_REDIS_PREFIX", self.env.namespace.clone()),
+            ("POS_FRAUD_RULES_FILE", rules.display().to_string()),
+            ("POS_FRAUD_RULES_POLL_MS", "200".to_owned()),
+            (
+                "POS_TOKEN_KEY_FILE",
+                self.dir.join("token-key.hex").display().to_string(),
+            ),
+            (
+                "POS_OPERATORS_FILE",
+                self.dir.join("operators").display().to_string(),
+            ),
+            ("RUST_LOG", "info".to_owned()),
+        ];
+        let mut fraud = ServiceProcess::start("fraud-check", &envs, &self.dir);
+        fraud.wait_for_port(self.fraud_port);
+        self.fraud = Some(fraud);
+    }
+
+    /// Stops fraud-check.
+    pub fn stop_fraud(&mut self) {
+        if let Some(mut fraud) = self.fraud.take() {
+            fraud.stop();
+        }
+    }
+
+    /// fraud-check's address.
+    pub fn fraud_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.fraud_port)
+    }
+
+    /// Starts fraud-check and (re)starts authorization calling it, with its fail-open limit.
+    pub fn use_fraud_check(&mut self, fail_open_below: &str) {
+        self.start_fraud();
+        self.authorization_settings = vec![
+            ("POS_FRAUD_URL", self.fraud_url()),
+            // Generous for a loaded test machine; the service's own time is benchmarked.
+            ("POS_FRAUD_TIMEOUT_MS", "1000".to_owned()),
+            ("POS_FRAUD_FAIL_OPEN_BELOW", fail_open_below.to_owned()),
+            ("POS_FRAUD_FAIL_CLOSED_CODE", "96".to_owned()),
+        ];
+        self.start_authorization();
+    }
+
+    /// Runs `posctl` against fraud-check (and the gateway) with `token`.
+    pub fn posctl_fraud_as(&self, token: &str, args: &[&str]) -> Output {
+        run_cli(
+            "posctl",
+            args,
+            &[
+                ("POSCTL_GATEWAY", self.url()),
+                ("POSCTL_FRAUD", self.fraud_url()),
+                ("POSCTL_TOKEN", token.to_owned()),
+            ],
+            &self.dir,
+        )
     }
 
     /// Flushes the platform's Redis keys (not the bank's) and restarts every service, which
