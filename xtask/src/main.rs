@@ -6,6 +6,7 @@
 //! - `up`    the whole platform on one machine: dependencies, services, a demo merchant with
 //!   signed-in terminals and the issuer's test cards (see `up.rs`).
 
+mod bench;
 mod stack;
 mod tools;
 mod up;
@@ -32,7 +33,9 @@ commands:
   deps [--kafka-port P] [--redis-port P]   run Tansu and redis-server on loopback until Ctrl-C
   test [-- <cargo test args>]              fmt, clippy and the whole test suite against them
   up [--terminals N] [--kafka HOST:PORT --redis URL]
-                                           the platform on one machine with a demo merchant";
+                                           the platform on one machine with a demo merchant
+  bench [--requests N] [--concurrency C] [-- <pos-bench fraud options>]
+                                           fraud-check Assess throughput and latency percentiles";
 
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
@@ -40,6 +43,7 @@ fn main() -> ExitCode {
         Some("deps") => deps(&args[1..]),
         Some("test") => test(&args[1..]),
         Some("up") => up::up(&args[1..]),
+        Some("bench") => bench::bench(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())

@@ -13,7 +13,6 @@ use pos_events::{BusConfig, EventPublisher, Topic, ensure_topics};
 use pos_facts::Facts;
 use pos_proto::v1::authorization_server::AuthorizationServer;
 use pos_store::{Store, StoreConfig};
-use tokio_stream::wrappers::TcpListenerStream;
 use tracing::info;
 
 use crate::clients::{self, Fraud, Issuer};
@@ -146,7 +145,7 @@ pub async fn run(
         .add_service(pos_telemetry::grpc::reflection()?)
         .add_service(AuthorizationServer::new(AuthorizationApi(service)))
         .serve_with_incoming_shutdown(
-            TcpListenerStream::new(listener),
+            pos_telemetry::grpc::incoming(listener),
             pos_telemetry::stopped(stop),
         )
         .await?;

@@ -12,7 +12,6 @@ use pos_domain::TokenKey;
 use pos_events::{BusConfig, EventPublisher, Topic, ensure_topics};
 use pos_proto::v1::fraud_check_server::FraudCheckServer;
 use pos_store::{Store, StoreConfig};
-use tokio_stream::wrappers::TcpListenerStream;
 use tracing::{error, info};
 
 use crate::config::Config;
@@ -125,7 +124,7 @@ pub async fn run(
         .add_service(pos_telemetry::grpc::reflection()?)
         .add_service(FraudCheckServer::new(FraudApi { service, operators }))
         .serve_with_incoming_shutdown(
-            TcpListenerStream::new(listener),
+            pos_telemetry::grpc::incoming(listener),
             pos_telemetry::stopped(stop),
         )
         .await?;

@@ -36,7 +36,10 @@ pub static DURATION: LazyLock<Histogram> = LazyLock::new(|| {
     register_histogram!(
         "pos_fraud_assess_duration_seconds",
         "Time to assess a transaction inside fraud-check",
-        vec![0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1]
+        vec![
+            0.0001, 0.0002, 0.0003, 0.0004, 0.0005, 0.00075, 0.001, 0.00125, 0.0015, 0.00175,
+            0.002, 0.003, 0.005, 0.01, 0.025, 0.05, 0.1
+        ]
     )
     .expect("metric registers once")
 });

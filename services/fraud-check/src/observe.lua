@@ -1,7 +1,8 @@
 -- fraud-check: read and record the signals of one transaction in one round trip.
 -- KEYS: 1 vel card, 2 vel terminal, 3 vel merchant, 4 vel split, 5 fallback, 6 seen,
 --       7 terminal profile, 8 merchant profile, 9 declines, 10 volume, 11 bl card,
---       12 bl merchant, 13 bl terminal, 14 bl bins, 15 merchant's settlement cards
+--       12 bl merchant, 13 bl terminal, 14 bl bins, 15 merchant's settlement cards,
+--       16..19 state (`count|sum`) of windows 1..4
 -- ARGV: 1 prefix of the legal person's card sets, 2 now ms, 3 transaction id, 4 amount minor,
 --       5 counted (1/0), 6 fallback (1/0), 7..12 windows ms (card, terminal, merchant, split,
 --       fallback, seen), 13 terminal id, 14 lat, 15 lon, 16 city, 17 card token, 18 bin,
@@ -11,23 +12,52 @@ local member = ARGV[3] .. '|' .. ARGV[4]
 local counted = ARGV[5] == '1'
 local out = {}
 
-local function window(key, span, add)
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - span)
+local function amount(m)
+  return tonumber(string.match(m, '|(-?%d+)$'))
+end
+
+-- A sliding window: a sorted set of `txn|amount` by time and its state `count|sum` beside it
+-- (KEYS 16..19), so a request costs the entries that leave the window, not the whole window.
+local function window(key, state_key, span, add)
+  local oldest = now - span
+  local count, sum
+  local state = redis.call('GET', state_key)
+  if state then
+    count, sum = string.match(state, '^(%d+)|(-?%d+)$')
+    count, sum = tonumber(count), tonumber(sum)
+  end
+  if count == nil then
+    -- No state (first use, or lost): count the window once.
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', oldest)
+    local members = redis.call('ZRANGE', key, 0, -1)
+    count, sum = #members, 0
+    for _, m in ipairs(members) do
+      sum = sum + amount(m)
+    end
+  else
+    local leaving = redis.call('ZRANGEBYSCORE', key, '-inf', oldest)
+    if #leaving > 0 then
+      for _, m in ipairs(leaving) do
+        sum = sum - amount(m)
+      end
+      count = count - #leaving
+      redis.call('ZREMRANGEBYSCORE', key, '-inf', oldest)
+    end
+  end
   if add then
-    redis.call('ZADD', key, now, member)
+    if redis.call('ZADD', key, now, member) == 1 then
+      count = count + 1
+      sum = sum + tonumber(ARGV[4])
+    end
     redis.call('PEXPIRE', key, span)
   end
-  local members = redis.call('ZRANGE', key, 0, -1)
-  local sum = 0
-  for _, m in ipairs(members) do
-    sum = sum + tonumber(string.match(m, '|(-?%d+)$'))
-  end
-  return #members, sum
+  redis.call('SET', state_key, string.format('%d|%d', count, sum), 'PX', span)
+  return count, sum
 end
 
 for i, span in ipairs({ARGV[7], ARGV[8], ARGV[9], ARGV[10]}) do
   if counted then
-    local count, sum = window(KEYS[i], tonumber(span), true)
+    local count, sum = window(KEYS[i], KEYS[15 + i], tonumber(span), true)
     table.insert(out, count)
     table.insert(out, sum)
   else
@@ -78,12 +108,12 @@ table.insert(out, merchant[1] or '')
 table.insert(out, merchant[2] or '')
 table.insert(out, merchant[3] or '')
 
-table.insert(out, tonumber(redis.call('GET', KEYS[9]) or '0'))
-
--- blacklists
-table.insert(out, redis.call('GET', KEYS[11]) or '')
-table.insert(out, redis.call('GET', KEYS[12]) or '')
-table.insert(out, redis.call('GET', KEYS[13]) or '')
+-- declines in a row, then the blacklists
+local values = redis.call('MGET', KEYS[9], KEYS[11], KEYS[12], KEYS[13])
+table.insert(out, tonumber(values[1] or '0'))
+table.insert(out, values[2] or '')
+table.insert(out, values[3] or '')
+table.insert(out, values[4] or '')
 local bin_hit = ''
 local bin = ARGV[18]
 if bin ~= '' then
@@ -111,7 +141,13 @@ end
 table.insert(out, own)
 
 -- the terminal's business-day volumes
+local dates = {}
 for i = 19, #ARGV do
-  table.insert(out, tonumber(redis.call('HGET', KEYS[10], ARGV[i]) or '0'))
+  table.insert(dates, ARGV[i])
+end
+if #dates > 0 then
+  for _, volume in ipairs(redis.call('HMGET', KEYS[10], unpack(dates))) do
+    table.insert(out, tonumber(volume or '0'))
+  end
 end
 return out

@@ -103,6 +103,10 @@ impl Reloader {
                 return Reloaded::Unchanged;
             }
         };
+        if text.trim().is_empty() {
+            // A file being rewritten in place is empty for an instant: not a new version.
+            return Reloaded::Unchanged;
+        }
         let in_force = self.rules.current();
         let content_digest = digest(&text);
         if content_digest == in_force.digest {

@@ -5,7 +5,8 @@
 //! cards, and the blacklist entries that match.
 //!
 //! Keys (under the deployment prefix, all `fraud:`): `vel:{card|terminal|merchant}:{id}` and
-//! `vel:split:{merchant}:{token}` (sorted sets of `txn|amount` by time), `fallback:{token}`,
+//! `vel:split:{merchant}:{token}` (sorted sets of `txn|amount` by time, each with its
+//! `count|sum` under `…:state`), `fallback:{token}`,
 //! `seen:{token}` (hash: terminal, lat, lon, city, at), `terminal:{id}` and `merchant:{id}`
 //! (profiles from the registry's events), `cards:lp:{legal person token}` and
 //! `cards:merchant:{id}` (settlement cards), `declines:{terminal}`, `volume:{terminal}` (hash
@@ -95,6 +96,10 @@ pub async fn observe(
         .key(key(&["bl", "terminal", o.terminal_id]))
         .key(key(&["bl", "bins"]))
         .key(key(&["cards", "merchant", o.merchant_id]))
+        .key(key(&["vel", "card", token, "state"]))
+        .key(key(&["vel", "terminal", o.terminal_id, "state"]))
+        .key(key(&["vel", "merchant", o.merchant_id, "state"]))
+        .key(key(&["vel", "split", o.merchant_id, token, "state"]))
         .arg(key(&["cards", "lp", ""]))
         .arg(o.now_ms)
         .arg(o.transaction_id)

@@ -9,7 +9,6 @@ use anyhow::Context;
 use pos_domain::Pan;
 use pos_proto::v1::issuer_server::IssuerServer;
 use pos_store::{Store, StoreConfig};
-use tokio_stream::wrappers::TcpListenerStream;
 use tracing::{info, warn};
 
 use crate::books::Books;
@@ -112,7 +111,7 @@ pub async fn run(
         .add_service(pos_telemetry::grpc::reflection()?)
         .add_service(IssuerServer::new(IssuerService(issuer)))
         .serve_with_incoming_shutdown(
-            TcpListenerStream::new(listener),
+            pos_telemetry::grpc::incoming(listener),
             pos_telemetry::stopped(stop),
         )
         .await?;

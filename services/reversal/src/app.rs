@@ -12,7 +12,6 @@ use pos_events::{BusConfig, EventPublisher, Topic, ensure_topics};
 use pos_facts::txn::Records;
 use pos_proto::v1::reversal_server::ReversalServer;
 use pos_store::{Store, StoreConfig};
-use tokio_stream::wrappers::TcpListenerStream;
 use tracing::{error, info};
 
 use crate::config::Config;
@@ -115,7 +114,7 @@ pub async fn run(
         .add_service(pos_telemetry::grpc::reflection()?)
         .add_service(ReversalServer::new(ReversalApi(service)))
         .serve_with_incoming_shutdown(
-            TcpListenerStream::new(listener),
+            pos_telemetry::grpc::incoming(listener),
             pos_telemetry::stopped(stop),
         )
         .await?;

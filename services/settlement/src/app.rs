@@ -11,7 +11,6 @@ use pos_auth::{OperatorGate, Role};
 use pos_events::{BusConfig, EventPublisher, Topic, ensure_topics};
 use pos_proto::v1::settlement_server::SettlementServer;
 use pos_store::{Store, StoreConfig};
-use tokio_stream::wrappers::TcpListenerStream;
 use tracing::{error, info};
 
 use crate::config::Config;
@@ -123,7 +122,7 @@ pub async fn run(
             service, merchants, operators,
         )))
         .serve_with_incoming_shutdown(
-            TcpListenerStream::new(listener),
+            pos_telemetry::grpc::incoming(listener),
             pos_telemetry::stopped(stop),
         )
         .await?;

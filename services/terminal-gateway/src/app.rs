@@ -20,7 +20,6 @@ use pos_proto::v1::terminal_gateway_server::TerminalGatewayServer;
 use pos_proto::v1::terminal_management_server::TerminalManagementServer;
 use pos_registry::{Payload, RegistryError, merchant, operator, terminal};
 use pos_store::{Store, StoreConfig};
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Channel;
 use tracing::{info, warn};
 
@@ -351,7 +350,7 @@ pub async fn run(
         )))
         .add_service(TerminalManagementServer::from_arc(gateway))
         .serve_with_incoming_shutdown(
-            TcpListenerStream::new(listener),
+            pos_telemetry::grpc::incoming(listener),
             pos_telemetry::stopped(stop),
         )
         .await?;
