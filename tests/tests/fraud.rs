@@ -188,11 +188,11 @@ impl Fraud {
         }
     }
 
-    /// Every event on the test's fraud topic.
-    fn fraud_events(&self) -> Vec<EventEnvelope> {
+    /// Every event on one of the test's topics.
+    fn events_on(&self, topic: Topic) -> Vec<EventEnvelope> {
         let config = self.platform.env.bus("scan");
         self.runtime.block_on(async move {
-            let reader = EventReader::from_beginning(&config, &[Topic::Fraud])
+            let reader = EventReader::from_beginning(&config, &[topic])
                 .await
                 .unwrap();
             let mut events = Vec::new();
@@ -205,6 +205,11 @@ impl Fraud {
                 .unwrap();
             events
         })
+    }
+
+    /// Every event on the test's fraud topic.
+    fn fraud_events(&self) -> Vec<EventEnvelope> {
+        self.events_on(Topic::Fraud)
     }
 
     /// The alerts raised so far.
@@ -1281,7 +1286,7 @@ fn a_rules_file_change_takes_effect_without_a_restart_and_a_bad_one_is_refused()
             .fraud_events()
             .into_iter()
             .find_map(|e| match e.payload {
-                Some(Payload::FraudRulesRejected(r)) => Some(r),
+                Some(Payload::FraudRulesRejected(r)) if r.error.contains("max_cuont") => Some(r),
                 _ => None,
             });
         if let Some(found) = found {
@@ -1365,7 +1370,7 @@ fn a_blacklisted_card_is_declined_with_59_through_the_agent_and_no_money_moves()
         ],
     ));
 
-    let transactions = transaction_events(&fraud);
+    let transactions = fraud.events_on(Topic::Transactions);
     let declined = transactions
         .iter()
         .find_map(|e| match &e.payload {
@@ -1427,7 +1432,7 @@ fn with_fraud_check_down_authorization_fails_open_below_the_limit_and_closed_abo
         "the refused one moved nothing"
     );
 
-    let events = transaction_events(&fraud_down);
+    let events = fraud_down.events_on(Topic::Transactions);
     let open = events
         .iter()
         .find_map(|e| match &e.payload {
@@ -1449,23 +1454,4 @@ fn with_fraud_check_down_authorization_fails_open_below_the_limit_and_closed_abo
         pb::FraudPolicy::FailClosed as i32
     );
     assert_eq!(closed.source, pb::DeclineSource::Fraud as i32);
-}
-
-/// Every event on the test's transactions topic.
-fn transaction_events(fraud: &Fraud) -> Vec<EventEnvelope> {
-    let config = fraud.platform.env.bus("scan");
-    fraud.runtime.block_on(async move {
-        let reader = EventReader::from_beginning(&config, &[Topic::Transactions])
-            .await
-            .unwrap();
-        let mut events = Vec::new();
-        reader
-            .catch_up(async |event| {
-                events.push(event.envelope.clone());
-                Ok(())
-            })
-            .await
-            .unwrap();
-        events
-    })
 }
