@@ -27,6 +27,7 @@ use tonic::transport::Channel;
 /// Demo cards of the issuer simulator (deploy/demo/cards.json).
 const DEBIT: &str = "6217000010012345677";
 const DEBIT_CARD: &str = "6217000010012345677/3012/220";
+const CREDIT: &str = "6225880011223345";
 const CREDIT_CARD: &str = "6225880011223345/2912/201";
 
 /// A Luhn-valid card number from its first digits.
@@ -1369,15 +1370,47 @@ fn a_blacklisted_card_is_declined_with_59_through_the_agent_and_no_money_moves()
             "tap",
         ],
     ));
+    // A counterfeit: the digits printed on its face are not those on its chip.
+    let credit_before = platform.available_fen(CREDIT);
+    let counterfeit = refused(platform.agent(
+        "f",
+        &[
+            "purchase",
+            "--amount",
+            "30.00",
+            "--card",
+            CREDIT_CARD,
+            "--entry",
+            "tap",
+            "--card-face-last4",
+            "9999",
+        ],
+    ));
+    assert!(counterfeit.contains("(59)"), "{counterfeit}");
+    assert_eq!(
+        platform.available_fen(CREDIT),
+        credit_before,
+        "no money moved"
+    );
 
     let transactions = fraud.events_on(Topic::Transactions);
-    let declined = transactions
+    let declines: Vec<pb::AuthorizationDeclined> = transactions
         .iter()
-        .find_map(|e| match &e.payload {
+        .filter_map(|e| match &e.payload {
             Some(Payload::AuthorizationDeclined(d)) => Some(d.clone()),
             _ => None,
         })
-        .unwrap();
+        .collect();
+    assert_eq!(declines.len(), 2);
+    assert_eq!(
+        declines[1]
+            .fraud_reasons
+            .iter()
+            .map(|r| r.code.as_str())
+            .collect::<Vec<_>>(),
+        ["CARD_NUMBER_MISMATCH"]
+    );
+    let declined = declines[0].clone();
     let txn = declined.txn.unwrap();
     assert_eq!(txn.response_code, "59");
     assert_eq!(declined.source, pb::DeclineSource::Fraud as i32);

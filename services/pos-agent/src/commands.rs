@@ -272,13 +272,16 @@ impl Terminal {
         let (card, mode) = sale::present_card(request.card, request.entry)?;
         let amount = request.amount.map(sale::keyed_amount).transpose()?;
         let clock = Clock::now();
-        let card_data = sale::card_data(
+        let mut card_data = sale::card_data(
             &card,
             mode,
             minor(amount.as_ref()),
             request.kind.emv_type(),
             &clock,
         );
+        if let Some(digits) = request.face_last4 {
+            card_data.displayed_last4 = sale::face_last4(digits)?;
+        }
         let pin_block = sale::pin_block(request.pin, &card, &session.pin_key()?)?;
         let (approval_code, date) = match request.original {
             Some((code, date)) => (
@@ -484,6 +487,8 @@ pub struct Transaction<'a> {
     pub entry: &'a str,
     /// `--pin`, when the cardholder enters one.
     pub pin: Option<&'a str>,
+    /// `--card-face-last4`: the last four printed on the card, as the cashier keyed them.
+    pub face_last4: Option<&'a str>,
     /// The pre-authorization's approval code and date (completion and pre-auth void).
     pub original: Option<(&'a str, Option<&'a str>)>,
 }

@@ -194,6 +194,11 @@ struct CardArgs {
     /// The cardholder's PIN (omit when none is entered).
     #[arg(long)]
     pin: Option<String>,
+    /// The last four digits printed on the card, as the cashier keys them when checking the
+    /// number the terminal shows against the card (核对卡号). The host declines a card whose
+    /// face and chip or stripe disagree. Omitted: the cashier confirmed the number shown.
+    #[arg(long, value_name = "DIGITS")]
+    card_face_last4: Option<String>,
 }
 
 /// An amount and a card.
@@ -231,6 +236,7 @@ fn transaction<'a>(
         card: &card.card,
         entry: &card.entry,
         pin: card.pin.as_deref(),
+        face_last4: card.card_face_last4.as_deref(),
         original: original.map(|o| (o.auth_code.as_str(), o.date.as_deref())),
     }
 }

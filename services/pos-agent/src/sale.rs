@@ -108,6 +108,15 @@ pub fn card_data(
     }
 }
 
+/// The last four digits printed on the card as the cashier keyed them (`--card-face-last4`).
+pub fn face_last4(digits: &str) -> anyhow::Result<String> {
+    let digits = digits.trim();
+    if digits.len() != 4 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        bail!("--card-face-last4: the last four digits printed on the card, e.g. 5677");
+    }
+    Ok(digits.to_owned())
+}
+
 /// Reads the card the cashier presents and shows its masked number. A chip card is not
 /// swiped unless the chip read failed (`--entry fallback`).
 pub fn present_card(spec: &str, entry: &str) -> anyhow::Result<(Card, EntryMode)> {
@@ -190,6 +199,14 @@ mod tests {
         assert_eq!(keyed_amount("0.01").unwrap().minor_units, 1);
         for bad in ["0.00", "-1.00", "50.001", "abc", "1e3", ""] {
             assert!(keyed_amount(bad).is_err(), "{bad} must be refused");
+        }
+    }
+
+    #[test]
+    fn the_card_face_digits_are_four_digits() {
+        assert_eq!(face_last4(" 5677 ").unwrap(), "5677");
+        for bad in ["567", "56777", "56a7", ""] {
+            assert!(face_last4(bad).is_err(), "{bad} must be refused");
         }
     }
 }

@@ -152,6 +152,7 @@ impl Counter {
                 card: &card,
                 entry: "chip",
                 pin: None,
+                face_last4: None,
                 original: None,
             })
             .await
