@@ -45,8 +45,7 @@ pub struct Plan {
     /// Requests per terminal over the whole run (the shipped rules alert from 61 in 10 min).
     pub per_terminal: u64,
     /// Requests per merchant over the whole run (the shipped rules alert from 1001 in an
-    /// hour). fraud-check sums a merchant's window on every request, so this weighs on the
-    /// figures.
+    /// hour).
     pub per_merchant: u64,
 }
 

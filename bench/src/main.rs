@@ -54,8 +54,7 @@ struct FraudArgs {
     /// Requests per terminal over the run (the shipped rules alert above 60 in 10 minutes).
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=60))]
     per_terminal: u64,
-    /// Requests per merchant over the run (the shipped rules alert above 1000 in an hour);
-    /// fraud-check sums a merchant's whole window on each request.
+    /// Requests per merchant over the run (the shipped rules alert above 1000 in an hour).
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=1000))]
     per_merchant: u64,
     /// The platform's card token key (64 hex characters), as fraud-check reads it.
