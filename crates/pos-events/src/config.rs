@@ -35,3 +35,15 @@ impl Default for BusConfig {
         }
     }
 }
+
+impl BusConfig {
+    /// The consumer group `name` in this deployment's namespace (`t1.settlement` with
+    /// `Some("t1")`): deployments and tests sharing a broker must not share a group's
+    /// partitions.
+    pub fn group(&self, name: &str) -> String {
+        match &self.topic_namespace {
+            Some(namespace) => format!("{namespace}.{name}"),
+            None => name.to_owned(),
+        }
+    }
+}

@@ -61,7 +61,8 @@ impl Lists {
         &self.store
     }
 
-    fn key(&self, parts: &[&str]) -> String {
+    /// The full key of `fraud:{parts…}` under the deployment prefix.
+    pub fn key(&self, parts: &[&str]) -> String {
         let mut all = vec!["fraud"];
         all.extend_from_slice(parts);
         self.store.key(&all)

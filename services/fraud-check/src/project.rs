@@ -74,9 +74,7 @@ impl Projection {
     }
 
     fn key(&self, parts: &[&str]) -> String {
-        let mut all = vec!["fraud"];
-        all.extend_from_slice(parts);
-        self.lists.store().key(&all)
+        self.lists.key(parts)
     }
 
     /// Applies one event of any of [`TOPICS`].
@@ -248,12 +246,7 @@ impl Projection {
         bus: &BusConfig,
         shutdown: impl Future<Output = ()>,
     ) -> anyhow::Result<()> {
-        // One group per deployment (topic namespace), as the other followers.
-        let group = match &bus.topic_namespace {
-            Some(namespace) => format!("{namespace}.{GROUP}"),
-            None => GROUP.to_owned(),
-        };
-        let consumer = EventConsumer::new(bus, &group, &TOPICS)?;
+        let consumer = EventConsumer::new(bus, &bus.group(GROUP), &TOPICS)?;
         consumer
             .follow(
                 |event| {

@@ -68,49 +68,42 @@ pub struct Reloader {
     pub rejected: Arc<Mutex<Option<String>>>,
 }
 
-/// What a reload did.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Reloaded {
-    /// Same content as in force.
-    Unchanged,
-    /// New rules in force.
-    Replaced,
-    /// Refused, with the reason; the old rules stay.
-    Refused(String),
-}
-
 impl Reloader {
     /// Records the rules loaded at start-up.
     pub async fn started(&self) {
-        let loaded = self.rules.current();
-        self.publish(Payload::FraudRulesReloaded(pb::FraudRulesReloaded {
+        let event = self.reloaded(&self.rules.current(), "");
+        self.publish(event).await;
+    }
+
+    /// `FraudRulesReloaded` of `loaded`, which replaced version `previous` ("" at start-up).
+    fn reloaded(&self, loaded: &Loaded, previous: &str) -> Payload {
+        Payload::FraudRulesReloaded(pb::FraudRulesReloaded {
             rules_version: loaded.rules.version.clone(),
-            previous_rules_version: String::new(),
+            previous_rules_version: previous.to_owned(),
             rules_digest: loaded.digest.clone(),
             enabled_rules: loaded.rules.enabled_codes(),
             instance: self.instance.clone(),
-        }))
-        .await;
+        })
     }
 
     /// Reads the file again and applies it when it changed.
-    pub async fn reload(&self) -> Reloaded {
+    pub async fn reload(&self) {
         let text = match tokio::fs::read_to_string(&self.path).await {
             Ok(text) => text,
             Err(e) => {
                 // A file being replaced may be missing for an instant: not a new version.
                 warn!(path = %self.path.display(), error = %e, "rules file unreadable; rules kept");
-                return Reloaded::Unchanged;
+                return;
             }
         };
         if text.trim().is_empty() {
             // A file being rewritten in place is empty for an instant: not a new version.
-            return Reloaded::Unchanged;
+            return;
         }
         let in_force = self.rules.current();
         let content_digest = digest(&text);
         if content_digest == in_force.digest {
-            return Reloaded::Unchanged;
+            return;
         }
         match Rules::parse(&text) {
             Ok(loaded) => {
@@ -119,16 +112,9 @@ impl Reloader {
                     previous = %in_force.rules.version,
                     "fraud rules reloaded"
                 );
-                let event = pb::FraudRulesReloaded {
-                    rules_version: loaded.rules.version.clone(),
-                    previous_rules_version: in_force.rules.version.clone(),
-                    rules_digest: loaded.digest.clone(),
-                    enabled_rules: loaded.rules.enabled_codes(),
-                    instance: self.instance.clone(),
-                };
+                let event = self.reloaded(&loaded, &in_force.rules.version);
                 self.rules.replace(loaded);
-                self.publish(Payload::FraudRulesReloaded(event)).await;
-                Reloaded::Replaced
+                self.publish(event).await;
             }
             Err(error) => {
                 // Refused once per content: the rejected digest is remembered.
@@ -138,7 +124,7 @@ impl Reloader {
                         Err(poisoned) => poisoned.into_inner(),
                     };
                     if rejected.as_deref() == Some(content_digest.as_str()) {
-                        return Reloaded::Refused(error);
+                        return;
                     }
                     *rejected = Some(content_digest.clone());
                 }
@@ -150,12 +136,11 @@ impl Reloader {
                 );
                 self.publish(Payload::FraudRulesRejected(pb::FraudRulesRejected {
                     rules_digest: content_digest,
-                    error: error.clone(),
+                    error,
                     rules_version_in_force: in_force.rules.version.clone(),
                     instance: self.instance.clone(),
                 }))
                 .await;
-                Reloaded::Refused(error)
             }
         }
     }

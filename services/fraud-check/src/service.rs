@@ -102,7 +102,7 @@ impl Service {
             fallback: minutes(rules.chip_fallback.repeat_window_minutes),
             seen: minutes(rules.cloned_card.window_minutes),
         };
-        let mut signals = signals::observe(self.lists.store(), &observation, &spans)
+        let mut signals = signals::observe(&self.lists, &observation, &spans)
             .await
             .map_err(|e| {
                 warn!(error = %e, "reading the fraud signals");

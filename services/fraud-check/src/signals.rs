@@ -15,10 +15,11 @@
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use pos_store::{Store, StoreError};
+use pos_store::StoreError;
 use redis::{Script, Value};
 
 use crate::assess::{Listed, Place, Sighting, Signals, Trading, Window};
+use crate::lists::Lists;
 
 /// The windows and lifetimes the script needs (from the rules in force).
 #[derive(Debug, Clone, Copy)]
@@ -72,13 +73,12 @@ fn ms(d: Duration) -> u64 {
 
 /// Reads the signals of `o` and records it (windows, fallback, sighting).
 pub async fn observe(
-    store: &Store,
+    lists: &Lists,
     o: &Observation<'_>,
     spans: &Spans,
 ) -> Result<Signals, StoreError> {
     let token = o.card_token;
-    let key =
-        |parts: &[&str]| store.key(&["fraud"].iter().chain(parts).copied().collect::<Vec<_>>());
+    let key = |parts: &[&str]| lists.key(parts);
     let mut invocation = OBSERVE.prepare_invoke();
     invocation
         .key(key(&["vel", "card", token]))
@@ -121,7 +121,7 @@ pub async fn observe(
     for date in o.dates {
         invocation.arg(date);
     }
-    let mut conn = store.connection();
+    let mut conn = lists.store().connection();
     let values: Vec<Value> = invocation.invoke_async(&mut conn).await?;
     Ok(decode(&values, o.now_ms))
 }

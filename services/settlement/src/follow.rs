@@ -173,13 +173,7 @@ pub async fn follow(
     batches: Batches,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    // One group per deployment (topic namespace): deployments and tests sharing a broker must
-    // not share the group's partitions.
-    let group = match &bus.topic_namespace {
-        Some(namespace) => format!("{namespace}.{GROUP}"),
-        None => GROUP.to_owned(),
-    };
-    let consumer = EventConsumer::new(bus, &group, &[Topic::Transactions])?;
+    let consumer = EventConsumer::new(bus, &bus.group(GROUP), &[Topic::Transactions])?;
     consumer
         .follow(
             |event| {

@@ -29,10 +29,7 @@ pub async fn start(bus: &BusConfig, store: &Store) -> anyhow::Result<HistoryProj
     {
         info!(events, "transaction histories rebuilt from the topic");
     }
-    let group = match &bus.topic_namespace {
-        Some(namespace) => format!("{namespace}.{GROUP}"),
-        None => GROUP.to_owned(),
-    };
+    let group = bus.group(GROUP);
     let follower = projection.clone();
     let bus = bus.clone();
     tokio::spawn(async move {
